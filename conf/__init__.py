@@ -1,0 +1,1 @@
+"""Hydra configs shipped as the package ``abm.conf`` (``config_path="pkg://abm.conf"``)."""
