@@ -1,0 +1,102 @@
+"""Cell <-> field exchange: gather concentrations at cells, scatter-add secretion/uptake.
+
+Data flow: fields ``u`` (F, *shape) --gather--> per-cell concentrations (F, N) --cell rules-->
+per-cell secretion/uptake rates (F, N) --scatter_add--> source/uptake grids (F, *shape) -->
+``kernels.diffusion`` stepper. Cells are addressed by flat spatial voxel indices (C order over
+``shape``), the same int64 positions used by ``kernels.moves``.
+
+``scatter_add`` is the one place with a NumPy/CuPy branch: the array API has no scatter-add,
+and ``a[idx] += w`` silently drops repeated indices.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["gather", "scatter_add"]
+
+
+def _namespace(a: Any) -> Any:
+    ns = getattr(a, "__array_namespace__", None)
+    return ns() if ns is not None else np
+
+
+def gather(u: Any, idx: Any) -> Any:
+    """Field values at voxels: ``out[f, j] = u[f].ravel()[idx[j]]``.
+
+    Parameters
+    ----------
+    u : array (F, *shape), any dtype, on numpy, cupy or array-api-strict. A single field
+        must be passed with its field axis, e.g. ``u[None]``.
+    idx : int64 array (N,): flat spatial voxel indices, C order over ``shape``,
+        0 <= idx < prod(shape); repeats allowed.
+
+    Returns
+    -------
+    array (F, N) with ``u``'s dtype (a new array; ``u`` is not modified).
+    """
+    xp = _namespace(u)
+    nvox = math.prod(u.shape[1:])
+    return xp.take(xp.reshape(u, (u.shape[0], nvox)), idx, axis=1)
+
+
+def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
+    """Accumulate per-cell values into a voxel grid, in place.
+
+    ``target[f].flat[idx[j]] += values[f, j]`` for every j; repeated indices accumulate (every
+    contribution counts).
+
+    Parameters
+    ----------
+    xp : numpy or cupy (the namespace of ``target``).
+    target : C-contiguous array (F, *shape) (when ``values`` is (F, N)) or (*shape) (when
+        ``values`` is (N,)); float32 or float64. Modified in place.
+    idx : int64 array (N,): flat spatial voxel indices (C order over ``shape``), repeats allowed.
+    values : array (F, N) or (N,); cast to ``target.dtype`` before accumulating. Units are
+        whatever ``target`` holds (e.g. ng/mL/min for a source-rate grid).
+
+    Returns
+    -------
+    None. Accumulation order within a voxel is unspecified (floating-point sums may differ in
+    the last bits between backends).
+
+    NumPy: one 1-D ``np.add.at`` per field (measured faster than ``np.add.at`` on the (F, V)
+    view, per-field ``np.bincount`` or sort + ``reduceat`` for N = 1e4-1e6, V = 2.6e5-2e6,
+    F = 13; it allocates no V-sized temporaries). CuPy: ``cupyx.scatter_add`` (atomic adds).
+    """
+    name = getattr(xp, "__name__", "")
+    is_cupy, is_numpy = name.startswith("cupy"), name.startswith("numpy")
+    if not (is_cupy or is_numpy):
+        raise TypeError(f"scatter_add supports numpy and cupy only, got {name or xp!r}")
+    if values.ndim == 1:
+        nfields, grid_shape = 1, tuple(target.shape)
+    elif values.ndim == 2:
+        nfields, grid_shape = values.shape[0], tuple(target.shape[1:])
+        if target.ndim < 2 or target.shape[0] != nfields:
+            raise ValueError(
+                f"values (F, N) = {tuple(values.shape)} needs target (F, *shape) with the same F, "
+                f"got target shape {tuple(target.shape)}"
+            )
+    else:
+        raise ValueError(f"values must be (N,) or (F, N), got shape {tuple(values.shape)}")
+    if values.shape[-1] != idx.shape[0]:
+        raise ValueError(
+            f"values has {values.shape[-1]} cells but idx has {idx.shape[0]} (they must match)"
+        )
+    if not target.flags.c_contiguous:
+        raise ValueError("scatter_add needs a C-contiguous target (it writes through a view)")
+    nvox = math.prod(grid_shape)
+    flat = target.reshape(nfields, nvox)  # a view: writes land in target
+    vals = xp.reshape(values, (nfields, values.shape[-1])).astype(target.dtype, copy=False)
+    if name.startswith("cupy"):
+        import cupyx
+
+        cupyx.scatter_add(flat, (slice(None), idx), vals)
+    elif name.startswith("numpy"):
+        for f in range(nfields):  # loop over fields (~13), never over cells
+            np.add.at(flat[f], idx, vals[f])
+    else:
+        raise TypeError(f"scatter_add supports numpy and cupy only, got {name or xp!r}")
