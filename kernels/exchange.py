@@ -5,8 +5,9 @@ per-cell secretion/uptake rates (F, N) --scatter_add--> source/uptake grids (F, 
 ``kernels.diffusion`` stepper. Cells are addressed by flat spatial voxel indices (C order over
 ``shape``), the same int64 positions used by ``kernels.moves``.
 
-``scatter_add`` is the one place with a NumPy/CuPy branch: the array API has no scatter-add,
-and ``a[idx] += w`` silently drops repeated indices.
+``scatter_add`` (and the 1-D ``scatter_max``/``scatter_min`` used by ``kernels.moves`` to pick
+winners per voxel) are the one place with a NumPy/CuPy branch: the array API has no scatter
+reductions, and ``a[idx] += w`` silently drops repeated indices.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["gather", "scatter_add"]
+__all__ = ["gather", "scatter_add", "scatter_max", "scatter_min"]
 
 
 def _namespace(a: Any) -> Any:
@@ -92,7 +93,7 @@ def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
     flat = target.reshape(nfields, nvox)  # a view: writes land in target
     vals = xp.reshape(values, (nfields, values.shape[-1])).astype(target.dtype, copy=False)
     if name.startswith("cupy"):
-        import cupyx
+        import cupyx  # lazy: only on the GPU branch
 
         cupyx.scatter_add(flat, (slice(None), idx), vals)
     elif name.startswith("numpy"):
@@ -100,3 +101,34 @@ def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
             np.add.at(flat[f], idx, vals[f])
     else:
         raise TypeError(f"scatter_add supports numpy and cupy only, got {name or xp!r}")
+
+
+def _scatter_reduce(xp: Any, op: str, target: Any, idx: Any, values: Any) -> None:
+    name = getattr(xp, "__name__", "")
+    if target.ndim != 1 or idx.ndim != 1 or values.shape != idx.shape:
+        raise ValueError(
+            f"scatter_{op} needs 1-D target, idx and values of idx's shape, got "
+            f"{tuple(target.shape)}, {tuple(idx.shape)}, {tuple(values.shape)}"
+        )
+    if name.startswith("cupy"):
+        import cupyx  # lazy: only on the GPU branch
+
+        getattr(cupyx, f"scatter_{op}")(target, idx, values)
+    elif name.startswith("numpy"):
+        getattr(np, f"{op}imum").at(target, idx, values)
+    else:
+        raise TypeError(f"scatter_{op} supports numpy and cupy only, got {name or xp!r}")
+
+
+def scatter_max(xp: Any, target: Any, idx: Any, values: Any) -> None:
+    """In place ``target[idx[j]] = max(target[idx[j]], values[j])`` for every j (repeats reduce).
+
+    target : 1-D numpy/cupy array (V,) (float32/float64/int32/int64); idx : int64 (N,) indices
+    into target; values : (N,) of target's dtype. Exact, so independent of the order of j.
+    """
+    _scatter_reduce(xp, "max", target, idx, values)
+
+
+def scatter_min(xp: Any, target: Any, idx: Any, values: Any) -> None:
+    """In place ``target[idx[j]] = min(target[idx[j]], values[j])``; see :func:`scatter_max`."""
+    _scatter_reduce(xp, "min", target, idx, values)
