@@ -157,10 +157,16 @@ def normal(xp: Any, seed: int, step: int, purpose: int, ids: Any, n: int = 1) ->
     """
     m = (n + 1) // 2
     bits = random_bits(xp, seed, step, purpose, ids, 2 * m, kind=1)
-    u = _astype(xp, bits >> 8, xp.float64) * (2.0**-24)  # (2m, N) in [0, 1)
+    z = _box_muller(xp, bits)[:n, ...]
+    return z[0, ...] if n == 1 else z
+
+
+def _box_muller(xp: Any, bits: Any) -> Any:
+    """uint32 (2m, N) -> float32 (2m, N) standard normals; rows (2j, 2j+1) form a pair."""
+    u = _astype(xp, bits >> 8, xp.float64) * (2.0**-24)  # in [0, 1)
+    m = u.shape[0] // 2
     u = xp.reshape(u, (m, 2, u.shape[-1]))
     r = xp.sqrt(-2.0 * xp.log(1.0 - u[:, 0, ...]))  # 1 - u in (0, 1]: finite
     t = (2.0 * math.pi) * u[:, 1, ...]
     z = xp.stack((r * xp.cos(t), r * xp.sin(t)), axis=1)  # (m, 2, N)
-    z = _astype(xp, xp.reshape(z, (2 * m, z.shape[-1]))[:n, ...], xp.float32)
-    return z[0, ...] if n == 1 else z
+    return _astype(xp, xp.reshape(z, (2 * m, z.shape[-1])), xp.float32)

@@ -6,7 +6,7 @@ import array_api_strict as xps
 import numpy as np
 import pytest
 
-from kernels.random import MAX_DRAWS, normal, philox4x32, random_bits, uniform
+from kernels.random import MAX_DRAWS, _box_muller, normal, philox4x32, random_bits, uniform
 
 # Random123 kat_vectors, philox4x32 10 rounds: (counter words, key words, expected output).
 KAT = [
@@ -133,9 +133,47 @@ def test_normal_moments():
 
 def test_normal_never_infinite_at_u_zero():
     # u = 0 would give log(0); we use log(1 - u) so the largest |z| is bounded by sqrt(2*24 ln 2)
+    zmax = np.sqrt(2 * 24 * np.log(2))
     z = normal(np, 0, 0, 0, np.arange(200_000, dtype=np.int64), n=2)
     assert np.all(np.isfinite(z))
-    assert np.abs(z).max() <= np.sqrt(2 * 24 * np.log(2)) + 1e-5
+    assert np.abs(z).max() <= zmax + 1e-5
+    # the extreme uniforms themselves: all-zero and all-one bits
+    bits = np.array([[0, 0xFFFFFFFF], [0, 0]], np.uint32)  # columns (u0, u1): (0, 0), (1-2**-24, 0)
+    z = _box_muller(np, bits)
+    np.testing.assert_allclose(z[:, 0], [0.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(z[:, 1], [zmax, 0.0], rtol=1e-6, atol=1e-6)
+
+
+def test_layout_matches_documentation():
+    """Counter/key layout from the module docstring, word by word."""
+    seed, step, purpose = 0x1234_5678_9ABC_DEF0, 0xDEAD_BEEF, 0xBEEF
+    ids = np.array([0, 5, 2**40 + 7, 2**62 - 1], np.int64)
+    n = 4 * 3
+    for kind, fn in ((0, uniform), (1, None)):
+        bits = random_bits(np, seed, step, purpose, ids, n, kind=kind)
+        for b in range(3):
+            ctr = (
+                (ids & 0xFFFFFFFF).astype(np.uint32),
+                ((ids >> 32) | (kind << 30)).astype(np.uint32),
+                np.uint32(step),
+                np.uint32((purpose << 16) | b),
+            )
+            words = philox4x32(np, ctr, (seed & 0xFFFFFFFF, seed >> 32))
+            for w in range(4):
+                np.testing.assert_array_equal(bits[4 * b + w], words[w])
+        if fn is not None:
+            np.testing.assert_array_equal(
+                fn(np, seed, step, purpose, ids, n), (bits >> 8).astype(np.float32) * 2**-24
+            )
+
+
+def test_last_block_does_not_alias_next_purpose():
+    ids = np.arange(3, dtype=np.int64)
+    last = random_bits(np, 1, 1, 0, ids, MAX_DRAWS)
+    nxt = random_bits(np, 1, 1, 1, ids, 4)
+    for j in range(0, MAX_DRAWS, 4 * 2**10):  # a sample of blocks incl. the middle one
+        assert not np.array_equal(last[j : j + 4], nxt)
+    assert not np.array_equal(last[-4:], nxt)
 
 
 def test_reproducible(ids):
