@@ -1,0 +1,249 @@
+"""Reader of run files: ``load_run(path) -> Run``, the entry point of everything in replay.
+
+Data flow: ``run.h5`` (written by :mod:`abm.observers.hdf5`) -> :class:`Run` -> movies, the
+slider viewer, summary plots, notebooks. Read-only and lazy: opening reads the small things
+(attrs, times, compartments); a field frame or a cell table is read when asked for. The file is
+opened in SWMR read mode, so a file still being written, or left by a killed run, reads up to its
+last flushed frame (:meth:`Run.refresh` picks up frames written since).
+
+Anything wrong with the file (missing, not HDF5, truncated, not ours, another schema version,
+corrupt data) raises :class:`RunFileError` with one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from abm.observers.hdf5 import CELL_COLUMNS, RUN_FILE, SCHEMA
+
+_REQUIRED = (
+    "time_min",
+    "fields",
+    "tissue/compartment",
+    "cells/offsets",
+    "metrics",
+    *(f"cells/{c}" for c in CELL_COLUMNS),
+)
+AXIS_NAMES = ("x", "y", "z")
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be read: the message names the file and what is wrong."""
+
+
+def _read_mapping(obj: h5py.HLObject) -> dict[int, str]:
+    codes = obj.attrs.get("codes")
+    names = obj.attrs.get("names")
+    if codes is None or names is None:
+        return {}
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return {int(c): n for c, n in zip(codes, names, strict=True)}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Open a run: ``path`` is a ``run.h5`` or a run folder holding one."""
+    return Run(path)
+
+
+class Run:
+    """A lazily read run file (schema ``oa-abm/1``). Use as a context manager or ``close()``.
+
+    Attributes: ``time_min`` (T,) float64; ``shape``, ``ndim``, ``dx_um``, ``dt_min``;
+    ``field_names``, ``field_units``; ``compartment`` (*shape) int8 and ``compartment_names``,
+    ``cell_types``, ``phenotypes`` ({code: name}); ``attrs`` (root attrs); ``config``
+    (DictConfig); ``metrics`` (DataFrame, one row per step).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / RUN_FILE
+        self.path = p
+        if not p.exists():
+            raise RunFileError(f"{p}: no such file")
+        try:
+            self._f = h5py.File(p, "r", swmr=True)
+        except OSError as exc:
+            what = "not an HDF5 file" if not h5py.is_hdf5(p) else "cannot be opened"
+            raise RunFileError(f"{p}: {what} (truncated or corrupt? {_first_line(exc)})") from None
+        try:
+            self._check()
+            self._load_header()
+        except RunFileError:
+            self.close()
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            self.close()
+            raise RunFileError(f"{p}: corrupt run file ({_first_line(exc)})") from None
+
+    # -- opening ------------------------------------------------------------------------------
+    def _check(self) -> None:
+        f, p = self._f, self.path
+        schema = f.attrs.get("schema")
+        if isinstance(schema, bytes):
+            schema = schema.decode()
+        if schema is None or not str(schema).startswith("oa-abm/"):
+            raise RunFileError(f"{p}: not an oa-abm run file (no root attribute schema='oa-abm/N')")
+        if schema != SCHEMA:
+            raise RunFileError(
+                f"{p}: schema {schema!r} is not supported (this version of abm reads {SCHEMA!r})"
+            )
+        missing = [name for name in _REQUIRED if name not in f]
+        if missing:
+            listed = ", ".join("/" + m for m in missing)
+            raise RunFileError(f"{p}: corrupt run file (missing {listed})")
+        if not len(f["fields"]):
+            raise RunFileError(f"{p}: corrupt run file (/fields holds no field)")
+
+    def _load_header(self) -> None:
+        f = self._f
+        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        self.shape = tuple(int(n) for n in f.attrs["shape"])
+        self.ndim = len(self.shape)
+        self.dx_um = float(f.attrs["dx_um"])
+        self.dt_min = float(f.attrs["dt_min"])
+        self.field_names = list(f["fields"])
+        self.field_units = {n: str(f["fields"][n].attrs.get("units", "")) for n in self.field_names}
+        for name in self.field_names:
+            if f["fields"][name].shape[1:] != self.shape:
+                raise RunFileError(
+                    f"{self.path}: corrupt run file (/fields/{name} has frame shape "
+                    f"{f['fields'][name].shape[1:]}, root attr shape is {self.shape})"
+                )
+        self.compartment = f["tissue/compartment"][...]
+        self.compartment_names = _read_mapping(f["tissue/compartment"])
+        self.cell_types = _read_mapping(f["cells/type"])
+        self.phenotypes = _read_mapping(f["cells/phenotype"])
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Re-read the frame count of a file that is still being written; returns ``n_frames``."""
+        f = self._f
+        with self._reading("frame index"):
+            dsets = [f["time_min"], f["cells/offsets"], *(f["fields"][n] for n in self.field_names)]
+            for ds in dsets:
+                ds.refresh()
+            n = min(
+                f["time_min"].shape[0],
+                f["cells/offsets"].shape[0] - 1,
+                *(f["fields"][n].shape[0] for n in self.field_names),
+            )
+            self.time_min = f["time_min"][:n]
+            self._offsets = f["cells/offsets"][: n + 1]
+        self.n_frames = int(n)
+        self.__dict__.pop("metrics", None)
+        return self.n_frames
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise RunFileError(
+                f"{self.path}: corrupt run file, cannot read {what} ({_first_line(exc)})"
+            ) from None
+
+    # -- lazy access --------------------------------------------------------------------------
+    def _frame(self, frame: int) -> int:
+        k = int(frame)
+        if not -self.n_frames <= k < self.n_frames:
+            raise IndexError(
+                f"{self.path}: frame {frame} out of range (the file has {self.n_frames} frames)"
+            )
+        return k % self.n_frames
+
+    def check_field(self, name: str) -> None:
+        """Raise :class:`RunFileError` naming the valid choices when ``name`` is not a field."""
+        if name not in self.field_names:
+            raise RunFileError(
+                f"{self.path}: no field {name!r} (fields: {', '.join(self.field_names)})"
+            )
+
+    def field(self, name: str, frame: int = -1) -> np.ndarray:
+        """Field ``name`` at ``frame`` (negative counts from the end): float32 (*shape)."""
+        self.check_field(name)
+        k = self._frame(frame)
+        with self._reading(f"/fields/{name} frame {k}"):
+            return self._f["fields"][name][k]
+
+    def cells(self, frame: int = -1) -> pd.DataFrame:
+        """The cells of ``frame``: one row per cell.
+
+        Columns: ``id``, ``type``, ``type_name``, ``phenotype``, ``phenotype_name``, ``state``
+        and the voxel indices ``x``, ``y`` (, ``z``) along lattice axes 0, 1 (, 2).
+        """
+        k = self._frame(frame)
+        a, b = int(self._offsets[k]), int(self._offsets[k + 1])
+        g = self._f["cells"]
+        with self._reading(f"/cells rows {a}:{b} (frame {k})"):
+            cols = {c: g[c][a:b] for c in CELL_COLUMNS}
+        pos = cols.pop("pos").reshape(b - a, self.ndim)
+        df = pd.DataFrame({"id": cols["id"], "type": cols["type"]})
+        df["type_name"] = _named(cols["type"], self.cell_types)
+        df["phenotype"] = cols["phenotype"]
+        df["phenotype_name"] = _named(cols["phenotype"], self.phenotypes)
+        df["state"] = cols["state"]
+        for axis in range(self.ndim):
+            df[AXIS_NAMES[axis]] = pos[:, axis]
+        return df
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """All metric rows written so far (one per step), ``time_min`` first."""
+        g = self._f["metrics"]
+        with self._reading("/metrics"):
+            for ds in g.values():
+                ds.refresh()
+            cols = {name: ds[...] for name, ds in g.items()}
+        n = min((len(v) for v in cols.values()), default=0)
+        return pd.DataFrame({k: v[:n] for k, v in cols.items()})
+
+    @cached_property
+    def config(self) -> DictConfig:
+        """The run's resolved configuration (root attr ``config_yaml``)."""
+        try:
+            return OmegaConf.create(str(self.attrs["config_yaml"]))
+        except Exception as exc:  # yaml and omegaconf raise a variety of types
+            raise RunFileError(f"{self.path}: corrupt config_yaml ({_first_line(exc)})") from None
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        f = getattr(self, "_f", None)
+        if f is not None and f.id.valid:
+            f.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, frames={self.n_frames}, shape={self.shape})"
+
+
+def _named(values: np.ndarray, mapping: dict[int, str]) -> pd.Categorical:
+    """Integer codes ``values`` as a Categorical of their names (NaN where a code is unnamed)."""
+    codes = np.asarray(sorted(mapping), dtype=np.int64)
+    values = np.asarray(values, dtype=np.int64)
+    idx = np.searchsorted(codes, values) if codes.size else np.zeros_like(values)
+    idx = np.minimum(idx, max(codes.size - 1, 0))
+    known = codes.size > 0 and (codes[idx] == values)
+    return pd.Categorical.from_codes(np.where(known, idx, -1), [mapping[c] for c in codes])

@@ -1,0 +1,103 @@
+"""Round trip: run.h5 written by the snapshot observer reads back identical via load_run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from abm.observers import Observer
+from abm.observers.hdf5 import SCHEMA
+from abm.replay import load_run
+from abm.runner import run, simulate
+from tests.abm.fake_model import FIELDS, FakeModel, fake_config
+
+
+class Recorder(Observer):
+    """Keeps every snapshot in memory on the same cadence as the HDF5 observer."""
+
+    name = "recorder"
+
+    def __init__(self, every_min):
+        super().__init__(every_min)
+        self.frames = []
+
+    def initialize(self, model):
+        super().initialize(model)
+        self.frames.append(model.snapshot())
+
+    def handle(self, model):
+        self.frames.append(model.snapshot())
+
+
+def test_round_trip_fields_cells_metrics(tmp_path):
+    cfg = fake_config(**{"sim.days": 0.3})  # 432 min: the last frame is off the 60-min cadence
+    from abm.observers import build_observers
+
+    model = FakeModel(cfg)
+    rec = Recorder(60.0)
+    run(model, [*build_observers(cfg, tmp_path), rec], 432.0)
+    rec.frames.append(model.snapshot())  # the end state, written at finalize
+
+    with load_run(tmp_path / "run.h5") as r:
+        assert r.n_frames == len(rec.frames) == 9
+        np.testing.assert_array_equal(r.time_min, [s["time_min"] for s in rec.frames])
+        assert r.field_names == list(FIELDS)
+        assert r.shape == (12, 8) and r.ndim == 2
+        assert r.field_units["IL1b"] == "ng/mL"
+        assert r.attrs["schema"] == SCHEMA and r.attrs["seed"] == 7
+        np.testing.assert_array_equal(r.compartment, model.compartment)
+        assert r.compartment_names[2] == "fluid"
+        for k, snap in enumerate(rec.frames):
+            for name in FIELDS:
+                f = r.field(name, k)
+                assert f.dtype == np.float32
+                np.testing.assert_array_equal(f, snap["fields"][name])
+            cells = r.cells(k)
+            for col in ("id", "type", "phenotype", "state"):
+                np.testing.assert_array_equal(cells[col].to_numpy(), snap["cells"][col])
+            np.testing.assert_array_equal(cells[["x", "y"]].to_numpy(), snap["cells"]["pos"])
+        assert list(r.cells(-1)["type_name"][:3]) == ["macrophage", "fls", "msc"]
+        np.testing.assert_array_equal(r.field("TNF", -1), rec.frames[-1]["fields"]["TNF"])
+        pd_metrics = model.metrics.reset_index(drop=True)
+        assert list(r.metrics.columns) == list(pd_metrics.columns)
+        np.testing.assert_array_equal(r.metrics.to_numpy(), pd_metrics.to_numpy())
+        assert r.config.sim.days == 0.3
+
+
+def test_file_layout_chunks_and_compression(tmp_path):
+    import h5py
+
+    simulate(fake_config(), tmp_path, model_cls=FakeModel)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        ds = f["fields/IL1b"]
+        assert ds.chunks == (1, 12, 8)
+        assert ds.compression == "gzip" and ds.compression_opts == 1 and ds.shuffle
+        assert ds.maxshape[0] is None
+        assert f["cells/offsets"].shape == (f["time_min"].shape[0] + 1,)
+        assert f["cells/offsets"][0] == 0
+        for key in ("config_yaml", "seed", "backend", "abm_version", "dx_um", "dt_min", "ndim"):
+            assert key in f.attrs
+        assert list(f["cells/type"].attrs["names"]) == ["macrophage", "fls", "msc"]
+
+
+def test_metrics_csv_matches_hdf5(tmp_path):
+    import pandas as pd
+
+    simulate(fake_config(), tmp_path, model_cls=FakeModel)
+    csv = pd.read_csv(tmp_path / "metrics.csv")
+    with load_run(tmp_path) as r:
+        pd.testing.assert_frame_equal(csv, r.metrics, check_exact=True)
+
+
+def test_failed_run_keeps_frames_and_no_end_checkpoint(tmp_path):
+    from tests.abm.fake_model import SimulationError
+
+    cfg = fake_config(**{"fake.fail_at_step": 20})  # after the frames at 0..180 min
+    with pytest.raises(SimulationError):
+        simulate(cfg, tmp_path, model_cls=FakeModel)
+    with load_run(tmp_path) as r:
+        np.testing.assert_array_equal(r.time_min, [0, 60, 120, 180])
+        assert r.metrics["time_min"].iloc[-1] == 190.0
+    from abm.observers.checkpoint import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "checkpoint.h5").time_min == 120.0
