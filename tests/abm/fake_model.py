@@ -8,6 +8,7 @@ by mesa's DataCollector every step. Randomness is counter-based (a generator see
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import mesa
@@ -23,7 +24,7 @@ COMPARTMENTS = {0: "bone", 1: "cartilage", 2: "fluid", 3: "synovium"}
 
 
 class SimulationError(RuntimeError):
-    """Raised by step() when a field goes bad (here: at ``fake.fail_at_step``)."""
+    """Raised by step() when a field goes bad (here: at ``FakeModel.fail_at_step``)."""
 
 
 def fake_config(**overrides: Any) -> DictConfig:
@@ -41,7 +42,7 @@ def fake_config(**overrides: Any) -> DictConfig:
                 "summary_png": False,
                 "progress": False,
             },
-            "fake": {"n_cells": 6, "fail_at_step": -1},
+            "fake": {"n_cells": 6},
         }
     )
     for key, value in overrides.items():
@@ -50,6 +51,10 @@ def fake_config(**overrides: Any) -> DictConfig:
 
 
 class FakeModel(mesa.Model):
+    # Test knobs kept out of the config (a resumed run must not inherit them):
+    fail_at_step: int | None = None  # step() raises SimulationError at this step
+    step_sleep_s: float = 0.0  # slow each step down (crash tests)
+
     def __init__(self, cfg: DictConfig, *, _collect: bool = True) -> None:
         super().__init__(seed=int(cfg.seed))
         self.cfg = cfg
@@ -96,7 +101,7 @@ class FakeModel(mesa.Model):
 
     def step(self) -> None:
         k = self.steps  # mesa increments steps before calling this; k >= 1
-        if k == int(self.cfg.fake.fail_at_step):
+        if k == self.fail_at_step:
             raise SimulationError(f"field IL1b became negative in fluid at step {k}")
         rng = np.random.default_rng([int(self.cfg.seed), k])
         self.fields = 0.9 * self.fields + 0.1 * rng.random(self.fields.shape)
@@ -116,6 +121,8 @@ class FakeModel(mesa.Model):
             self.cell_phenotype = np.append(self.cell_phenotype, np.int8(0))
             self.cell_state = np.append(self.cell_state, np.float32(0))
         self.datacollector.collect(self)
+        if self.step_sleep_s:
+            time.sleep(self.step_sleep_s)
 
     def static_info(self) -> dict[str, Any]:
         return {

@@ -89,12 +89,12 @@ def test_metrics_csv_matches_hdf5(tmp_path):
         pd.testing.assert_frame_equal(csv, r.metrics, check_exact=True)
 
 
-def test_failed_run_keeps_frames_and_no_end_checkpoint(tmp_path):
+def test_failed_run_keeps_frames_and_no_end_checkpoint(tmp_path, monkeypatch):
     from tests.abm.fake_model import SimulationError
 
-    cfg = fake_config(**{"fake.fail_at_step": 20})  # after the frames at 0..180 min
+    monkeypatch.setattr(FakeModel, "fail_at_step", 20)  # after the frames at 0..180 min
     with pytest.raises(SimulationError):
-        simulate(cfg, tmp_path, model_cls=FakeModel)
+        simulate(fake_config(), tmp_path, model_cls=FakeModel)
     with load_run(tmp_path) as r:
         np.testing.assert_array_equal(r.time_min, [0, 60, 120, 180])
         assert r.metrics["time_min"].iloc[-1] == 190.0
