@@ -1,0 +1,99 @@
+"""Tissue: compartments, vessels and per-compartment transport (config -> lattice solver).
+
+Builds, from the validated ``lattice`` config, the fixed compartment mask (layers stacked along
+axis 0: bone, cartilage, synovial fluid, lining, sublining; 3D extrudes the same layering), the
+vessel voxels in the sublining, and the per-voxel diffusivity and decay arrays that
+:func:`kernels.diffusion.make_stepper` receives. Built once on the host; the model moves what
+it needs to the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from abm.config import FIELD_NAMES, compartment_rows
+
+BONE, CARTILAGE, FLUID, LINING, SUBLINING = range(5)
+COMPARTMENTS = {BONE: "bone", CARTILAGE: "cartilage", FLUID: "fluid", LINING: "lining",
+                SUBLINING: "sublining"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tissue:
+    """Host-side geometry of the joint patch.
+
+    compartment: int8 (*shape) codes of :data:`COMPARTMENTS`; vessels: sorted int64 flat voxel
+    indices (sublining); rows: compartment -> (first row, stop row) along axis 0; dx_um: µm.
+    """
+
+    shape: tuple[int, ...]
+    dx_um: float
+    compartment: np.ndarray
+    vessels: np.ndarray
+    rows: dict[str, tuple[int, int]]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def n_voxels(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def voxel_ml(self) -> float:
+        """Volume of one voxel in mL (a 2D lattice is a slab one voxel thick)."""
+        return self.dx_um**3 * 1e-12
+
+    def mask(self, *names: str) -> np.ndarray:
+        """Boolean (*shape) mask of the union of the named compartments."""
+        codes = [k for k, v in COMPARTMENTS.items() if v in names]
+        return np.isin(self.compartment, codes)
+
+    def transport(self, bio: Any, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+        """Per-voxel diffusivity (F, *shape) in µm²/min and decay (F, *shape) in 1/min.
+
+        Bone is impermeable (D = 0, a wall for the harmonic-mean faces); fluid and both
+        synovium layers take their own D; the fluid adds lymphatic clearance to the decay.
+        """
+        F = len(FIELD_NAMES)
+        D = np.zeros((F, *self.shape), dtype=np.float64)
+        decay = np.zeros((F, *self.shape), dtype=np.float64)
+        comp = self.compartment
+        for f, name in enumerate(FIELD_NAMES):
+            p = bio.fields[name]
+            D[f][comp == CARTILAGE] = p.D_cartilage
+            D[f][comp == FLUID] = p.D_fluid
+            D[f][(comp == LINING) | (comp == SUBLINING)] = p.D_synovium
+            decay[f] = p.decay
+            decay[f][comp == FLUID] += bio.fluid_clearance
+        return D.astype(dtype), decay.astype(dtype)
+
+
+def build_tissue(lattice: Any, seed: int) -> Tissue:
+    """Compartments and vessels from the ``lattice`` config (vessels drawn with ``seed``)."""
+    shape = tuple(int(s) for s in lattice.shape)
+    rows = compartment_rows(lattice)
+    order = ("bone", "cartilage", "fluid", "lining", "sublining")
+    spans: dict[str, tuple[int, int]] = {}
+    start = 0
+    layer = np.empty(shape[0], dtype=np.int8)
+    for code, name in enumerate(order):
+        stop = start + rows[name]
+        layer[start:stop] = code
+        spans[name] = (start, stop)
+        start = stop
+    compartment = np.ascontiguousarray(
+        np.broadcast_to(layer.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+    )
+    # vessels: a fixed random subset of sublining voxels, away from the lining by >= 2 rows
+    sub = np.flatnonzero(compartment.ravel() == SUBLINING)
+    row_of = sub // int(np.prod(shape[1:]))
+    sub = sub[row_of >= spans["sublining"][0] + 2] if rows["sublining"] > 2 else sub
+    rng = np.random.default_rng([seed, 0x7E55E1])
+    n_vessels = max(1, int(round(lattice.vessel_density * sub.size))) if sub.size else 0
+    vessels = np.sort(rng.choice(sub, size=n_vessels, replace=False)) if n_vessels else sub
+    return Tissue(shape, float(lattice.dx_um), compartment, vessels.astype(np.int64), spans)
