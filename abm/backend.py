@@ -48,7 +48,7 @@ class Backend:
 def cuda_device_count() -> int:
     """Number of usable CUDA devices (0 when cupy is missing or no driver/device answers)."""
     try:
-        import cupy  # noqa: PLC0415 - lazy on purpose
+        import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount())
     except Exception:  # ImportError, CUDARuntimeError, driver errors: all mean "no GPU"
@@ -66,7 +66,7 @@ def get_backend(name: str = "numpy") -> Backend:
     if name == "numpy":
         return Backend("numpy", np)
     if cuda_device_count() > 0:
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return Backend("cupy", cupy)
     if name == "cupy":

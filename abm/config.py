@@ -153,7 +153,7 @@ def compartment_rows(lat: Any) -> dict[str, int]:
     """Rows (voxels along axis 0) of each layer; sublining takes the rest."""
     dx = float(lat.dx_um)
     rows = {
-        name: int(round(float(lat[f"{name}_um"]) / dx))
+        name: round(float(lat[f"{name}_um"]) / dx)
         for name in ("bone", "cartilage", "fluid", "lining")
     }
     rows["sublining"] = int(lat.shape[0]) - sum(rows.values())

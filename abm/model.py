@@ -76,7 +76,8 @@ def metric_names() -> list[str]:
     names = ["time_min"]
     for f in FIELD_NAMES:
         names += [f"{f.lower()}_fluid", f"{f.lower()}_synovium"]
-    return names + [
+    return [
+        *names,
         "macrophage_m1", "macrophage_m0", "macrophage_m2",
         "tcell_naive", "tcell_th1", "tcell_th17", "tcell_treg",
         "fls_total", "fls_activated", "lining_thickness_um",
@@ -268,7 +269,7 @@ class JointModel(mesa.Model):
     def run(self, days: float | None = None) -> pd.DataFrame:
         """Step for ``days`` simulated days (default ``cfg.sim.days``); returns the metrics."""
         days = float(self.cfg.sim.days if days is None else days)
-        for _ in range(int(round(days * 1440.0 / self.dt_min))):
+        for _ in range(round(days * 1440.0 / self.dt_min)):
             self.step()
         return self.metrics
 
@@ -299,17 +300,7 @@ class JointModel(mesa.Model):
         chondrocyte.update(ch, sense[CHONDROCYTE], ctx, self.agg.reshape(-1)[ch["voxel"]])
         # 3. act: move, secrete/take up, then place newborn cells (they act from next step)
         self._move(ctx)
-        self._source.fill(0)
-        self._uptake.fill(0)
-        for kind, pop in pops.items():
-            if pop.n == 0:
-                continue
-            for name, rate in RULES[kind].secretion(pop, sense[kind], ctx).items():
-                f = self.fidx[name]
-                scatter_add(xp, self._source[f], pop["voxel"], rate * self._conv[f])
-            for name, k in self.bio[CELL_TYPES[kind]].get("uptake", {}).items():
-                f = self.fidx[name]
-                scatter_add(xp, self._uptake[f], pop["voxel"], xp.full(pop.n, k, self.dtype))
+        self._secrete(sense, ctx)
         self._births(ctx, divide)
         # 4. transport
         self.u = self.stepper(self.u, self._source, self._uptake)
@@ -323,6 +314,21 @@ class JointModel(mesa.Model):
         self._observe()
 
     # ------------------------------------------------------------------ step parts
+    def _secrete(self, sense: dict[int, Sense], ctx: Ctx) -> None:
+        """Fill the source (conc/min) and uptake (1/min) arrays from every cell's rates."""
+        xp = self.xp
+        self._source.fill(0)
+        self._uptake.fill(0)
+        for kind, pop in self.pops.items():
+            if pop.n == 0:
+                continue
+            for name, rate in RULES[kind].secretion(pop, sense[kind], ctx).items():
+                f = self.fidx[name]
+                scatter_add(xp, self._source[f], pop["voxel"], rate * self._conv[f])
+            for name, k in self.bio[CELL_TYPES[kind]].get("uptake", {}).items():
+                f = self.fidx[name]
+                scatter_add(xp, self._uptake[f], pop["voxel"], xp.full(pop.n, k, self.dtype))
+
     def _occupancy(self) -> Any:
         occ = self.xp.zeros(self.n_voxels, dtype=bool)
         for pop in self.pops.values():
@@ -338,7 +344,7 @@ class JointModel(mesa.Model):
         grid = xp.zeros(self.n_voxels, dtype=bool)
         grid[self.pops[MSC]["voxel"]] = True
         grid = grid.reshape(self.shape)
-        r = int(round(float(self.bio.fls.msc_contact_um) / self.tissue.dx_um))
+        r = round(float(self.bio.fls.msc_contact_um) / self.tissue.dx_um)
         for ax in range(len(self.shape)):  # separable box dilation
             out = grid.copy()
             for s in range(1, r + 1):
@@ -486,7 +492,7 @@ class JointModel(mesa.Model):
         self.injected = True
         fluid = self.tissue.compartment.ravel() == FLUID
         v_sim = fluid.sum() * self.tissue.voxel_ml
-        n = max(int(th.min_cells), int(round(th.dose * v_sim / th.sf_volume_ml)))
+        n = max(int(th.min_cells), round(th.dose * v_sim / th.sf_volume_ml))
         free = xp.nonzero(xp.asarray(fluid) & ~self._occupancy())[0]
         n = min(n, int(free.shape[0]))
         if n == 0:
@@ -509,11 +515,13 @@ class JointModel(mesa.Model):
             return
         host = to_numpy(u)
         bad = ~np.isfinite(host) | (host < 0)
-        f, *where = np.argwhere(bad)[0]
-        comp = COMPARTMENTS[int(self.tissue.compartment[tuple(where)])]
+        f = int(np.argmax(bad.reshape(len(FIELD_NAMES), -1).any(axis=1)))
+        value = host[f][bad[f]][0]
+        codes, counts = np.unique(self.tissue.compartment[bad[f]], return_counts=True)
+        where = ", ".join(f"{COMPARTMENTS[int(c)]} {n}" for c, n in zip(codes, counts, strict=True))
         raise SimulationError(
-            f"field {FIELD_NAMES[f]} became {host[(f, *where)]!r} in the {comp} at voxel "
-            f"{tuple(int(i) for i in where)} on step {self.steps} (t = {self.time_min:g} min)"
+            f"field {FIELD_NAMES[f]} became {float(value)!r} on step {self.steps} "
+            f"(t = {self.time_min:g} min) in {int(bad[f].sum())} voxels ({where})"
         )
 
     # ------------------------------------------------------------------ observe

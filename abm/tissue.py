@@ -94,6 +94,6 @@ def build_tissue(lattice: Any, seed: int) -> Tissue:
     row_of = sub // int(np.prod(shape[1:]))
     sub = sub[row_of >= spans["sublining"][0] + 2] if rows["sublining"] > 2 else sub
     rng = np.random.default_rng([seed, 0x7E55E1])
-    n_vessels = max(1, int(round(lattice.vessel_density * sub.size))) if sub.size else 0
+    n_vessels = max(1, round(lattice.vessel_density * sub.size)) if sub.size else 0
     vessels = np.sort(rng.choice(sub, size=n_vessels, replace=False)) if n_vessels else sub
     return Tissue(shape, float(lattice.dx_um), compartment, vessels.astype(np.int64), spans)

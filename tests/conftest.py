@@ -30,3 +30,21 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# A small joint patch for model tests: 5 bone + 30 cartilage + 30 fluid + 3 lining + 32 sublining
+# rows, 40 voxels wide (seconds per simulated week at dt = 10 min).
+SMALL = [
+    "lattice.shape=[100,40]",
+    "lattice.bone_um=50",
+    "lattice.cartilage_um=300",
+    "lattice.fluid_um=300",
+    "lattice.vessel_density=0.02",
+    "sim.dt_min=10",
+]
+
+
+@pytest.fixture
+def small():
+    """Overrides for a small, fast lattice (list of Hydra overrides)."""
+    return list(SMALL)
