@@ -42,9 +42,12 @@ preallocated buffers and ``out=`` (no allocation per step); any other array-API 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -198,9 +201,36 @@ def _round_keeping_column_sums(M: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return Mr
 
 
+try:  # optional: lets the class path run BLAS single-threaded and split the work itself
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover
+    ThreadpoolController = None
+_CONTROLLER: list = []
+
+
+def _blas_limit_one():
+    """Context manager limiting BLAS to one thread (a no-op without threadpoolctl)."""
+    if ThreadpoolController is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def _default_threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n)) if ThreadpoolController is not None else 1
+
+
+_CHUNK = 1 << 16  # values per chunk of the SPIKE class path (fits in L2 with its output)
+
+
 def _n_blocks(n: int) -> int:
     """Number of SPIKE blocks for a line of n voxels (1 = dense inverse)."""
-    if n < 160:
+    if n < 96:
         return 1
     return max(2, round(math.sqrt(n / 2)))
 
@@ -251,8 +281,12 @@ def _as_dtype(xp, u, dtype):
 class _LOD:
     """Implicit LOD stepper; see the module docstring. Call as ``step(u, source, uptake)``."""
 
-    def __init__(self, shape, dx, dt, D, lam, xp, dtype, np_dtype, max_classes, line_solver):
+    def __init__(
+        self, shape, dx, dt, D, lam, xp, dtype, np_dtype, max_classes, line_solver, threads
+    ):
         self.np_dtype = np_dtype
+        self.threads = max(1, int(threads)) if xp is np else 1
+        self._pool = None
         self.shape = shape
         self.ndim = len(shape)
         self.dt = float(dt)
@@ -324,6 +358,7 @@ class _LOD:
                 "factors": factors,
                 "nblocks": nblocks,
                 "tiles": {},
+                "progs": {},
             }
         # general per-voxel Thomas factors: forward d'_i = d_i*inv_i + e_i*d'_{i-1},
         # backward x_i = d'_i + f_i*x_{i+1} (all factors >= 0)
@@ -363,14 +398,10 @@ class _LOD:
             xp = self.xp
             full = (F, *self.shape)
             bufs = [xp.empty(full, dtype=self.dtype) for _ in range(3)] if self.fast else []
-            tmp = tbuf = None
+            tmp = None
             if self.fast:
-                size = F * math.prod(self.shape)
-                tmp = xp.empty(size // min(self.shape), dtype=self.dtype)
-                axes = zip(self.axes, self.shape, strict=True)
-                nt = max(2 * ax.get("nblocks", 1) * size // n for ax, n in axes)
-                tbuf = xp.empty(nt, dtype=self.dtype)
-            self._buffers[F] = (bufs, tmp, tbuf)
+                tmp = xp.empty(F * math.prod(self.shape) // min(self.shape), dtype=self.dtype)
+            self._buffers[F] = (bufs, tmp)
         return self._buffers[F]
 
     # -- step --------------------------------------------------------------------------------
@@ -386,7 +417,15 @@ class _LOD:
             )
         if not self.fast:
             return self._step_generic(u, source, uptake)
-        bufs, tmp, tbuf = self._bufs(F)
+        if self.is_numpy:
+            with _blas_limit_one():
+                return self._step_fast(u, source, uptake)
+        return self._step_fast(u, source, uptake)
+
+    def _step_fast(self, u, source, uptake):
+        """NumPy/CuPy step with preallocated buffers and out= (see __call__)."""
+        xp = self.xp
+        bufs, tmp = self._bufs(u.shape[0])
         dt = self.dt
         src = u  # u may be overwritten only if it is one of our buffers
         if source is not None or uptake is not None:
@@ -411,7 +450,8 @@ class _LOD:
                 if ax["nblocks"] > 1 and not any(src is bf for bf in bufs):
                     free[1][...] = src  # the block solve writes end values into its input
                     src = free[1]
-                self._class_sweep(ax, k, src, free[0], tbuf)
+                owned = any(src is bf for bf in bufs)
+                self._class_sweep(ax, k, src, free[0], cache=owned)
                 src = free[0]
             elif ax["transpose"]:
                 src = self._thomas_transposed(ax, k, src, free[0], free[1], tmp)
@@ -420,56 +460,108 @@ class _LOD:
                 src = free[0]
         return src
 
-    def _class_sweep(self, ax, k, src, dst, tbuf):
-        xp = self.xp
+    def _class_sweep(self, ax, k, src, dst, cache=True):
+        """One axis by the class path: run the (cached) list of matmul / end-value writes."""
+        key = (src.shape[0], id(src), id(dst))
+        groups = ax["progs"].get(key) if cache else None
+        if groups is None:
+            groups = self._class_ops(ax, k, src, dst)
+            if cache:
+                ax["progs"][key] = groups
+        if len(groups) == 1:
+            self._run_ops(groups[0])
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="lod")
+        futures = [self._pool.submit(self._run_ops, g) for g in groups[1:]]
+        self._run_ops(groups[0])
+        for fut in futures:
+            fut.result()
+
+    def _run_ops(self, ops):
+        mm = self.xp.matmul
+        for a, b, out, idx in ops:
+            if idx is None:
+                mm(a, b, out=out)
+            else:
+                out[idx] = a
+
+    def _class_ops(self, ax, k, src, dst):
+        """Build the op lists for one axis from ``src`` into ``dst``, one list per thread:
+        tuples (a, b, out, None) for ``matmul(a, b, out=out)`` and (t, None, x, idx) for
+        ``x[idx] = t``.
+
+        Lines are processed in chunks of about ``_CHUNK`` values, so that for long lines
+        (SPIKE blocks) the end-value gemm, the writes and the block gemms reuse the chunk from
+        cache, and so that the chunks can be shared among threads.
+        """
         F = src.shape[0]
         n = self.shape[k]
         P = F * math.prod(self.shape[:k])
         Q = math.prod(self.shape[k + 1 :])
-        tiles = self._tiles_for(ax, k, F)
+        blocked = ax["nblocks"] > 1
+        chunk = _CHUNK if blocked else 4 * _CHUNK
         facs = ax["factors"]
-        if Q == 1:
-            s2 = src.reshape(P, n)
-            d2 = dst.reshape(P, n)
-            for p0, p1, _, _, c in tiles:
-                fc = facs[c]
-                if ax["nblocks"] == 1:
-                    xp.matmul(s2[p0:p1], fc["HT"], out=d2[p0:p1])
-                    continue
-                ends = fc["ends"]
-                x = s2[p0:p1]
-                t = tbuf[: (p1 - p0) * ends.size].reshape(p1 - p0, ends.size)
-                xp.matmul(x, fc["RT"], out=t)
-                x[:, ends] = t
-                for s, e, _, HT in fc["blocks"]:
-                    xp.matmul(x[:, s : e + 1], HT, out=d2[p0:p1, s : e + 1])
-            return
         s3 = src.reshape(P, n, Q)
         d3 = dst.reshape(P, n, Q)
-        for p0, p1, q0, q1, c in tiles:
+        pieces = []
+        for p0, p1, q0, q1, c in self._tiles_for(ax, k, F):
             fc = facs[c]
-            if p1 - p0 == 1:
-                x = s3[p0, :, q0:q1]
-                y = d3[p0, :, q0:q1]
+            pieces_xy = []
+            if Q == 1:
+                r = max(1, chunk // n)
+                for a in range(p0, p1, r):
+                    b = min(a + r, p1)
+                    pieces_xy.append((s3[a:b, :, 0], d3[a:b, :, 0]))
+            elif n * (q1 - q0) >= chunk:
+                w = max(1, chunk // n)
+                for pp in range(p0, p1):
+                    for a in range(q0, q1, w):
+                        b = min(a + w, q1)
+                        pieces_xy.append((s3[pp, :, a:b], d3[pp, :, a:b]))
             else:
-                x = s3[p0:p1, :, q0:q1]
-                y = d3[p0:p1, :, q0:q1]
-            if ax["nblocks"] == 1:
-                xp.matmul(fc["H"], x, out=y)
+                pb = max(1, chunk // (n * (q1 - q0)))
+                for a in range(p0, p1, pb):
+                    b = min(a + pb, p1)
+                    if b - a == 1:
+                        pieces_xy.append((s3[a, :, q0:q1], d3[a, :, q0:q1]))
+                    else:
+                        pieces_xy.append((s3[a:b, :, q0:q1], d3[a:b, :, q0:q1]))
+            pieces += [(x, y, fc) for x, y in pieces_xy]
+        nthreads = min(self.threads, len(pieces))
+        groups = []
+        for g in range(nthreads):
+            mine = pieces[g * len(pieces) // nthreads : (g + 1) * len(pieces) // nthreads]
+            groups.append(self._piece_ops(mine, Q == 1, blocked))
+        return groups
+
+    def _piece_ops(self, pieces, rows, blocked):
+        """Op list for one thread; ``rows``: lines are rows of x (x @ M^T), else columns."""
+        ops = []
+        tsize = 0
+        if blocked:
+            for x, _, fc in pieces:
+                tsize = max(tsize, x.size // x.shape[-1 if rows else -2] * fc["ends"].size)
+        tbuf = self.xp.empty(tsize, dtype=self.dtype) if blocked else None
+        for x, y, fc in pieces:
+            if not blocked:
+                ops.append((x, fc["HT"], y, None) if rows else (fc["H"], x, y, None))
                 continue
             ends = fc["ends"]
-            if x.ndim == 2:
-                t = tbuf[: ends.size * (q1 - q0)].reshape(ends.size, q1 - q0)
-                xp.matmul(fc["R"], x, out=t)
-                x[ends, :] = t
-                for s, e, H, _ in fc["blocks"]:
-                    xp.matmul(H, x[s : e + 1], out=y[s : e + 1])
+            if rows:
+                t = tbuf[: x.shape[0] * ends.size].reshape(x.shape[0], ends.size)
+                ops.append((x, fc["RT"], t, None))
+                ops.append((t, None, x, (slice(None), ends)))
+                for s_, e_, _, HT in fc["blocks"]:
+                    ops.append((x[:, s_ : e_ + 1], HT, y[:, s_ : e_ + 1], None))
             else:
-                t = tbuf[: (p1 - p0) * ends.size * (q1 - q0)].reshape(p1 - p0, ends.size, q1 - q0)
-                xp.matmul(fc["R"], x, out=t)
-                x[:, ends, :] = t
-                for s, e, H, _ in fc["blocks"]:
-                    xp.matmul(H, x[:, s : e + 1], out=y[:, s : e + 1])
+                tshape = (*x.shape[:-2], ends.size, x.shape[-1])
+                t = tbuf[: math.prod(tshape)].reshape(tshape)
+                ops.append((fc["R"], x, t, None))
+                ops.append((t, None, x, (..., ends, slice(None))))
+                for s_, e_, H, _ in fc["blocks"]:
+                    ops.append((H, x[..., s_ : e_ + 1, :], y[..., s_ : e_ + 1, :], None))
+        return ops
 
     def _thomas_transposed(self, ax, k, src, work, out, tmp):
         """Thomas along the last axis: copy to (n, F, ...) order in ``work``, solve there with
@@ -607,6 +699,7 @@ def make_stepper(
     dtype: Any = "float32",
     max_classes: int = 64,
     line_solver: str = "auto",
+    threads: int | None = None,
 ) -> Stepper:
     """Build ``step(u, source=None, uptake=None) -> u_next`` for one time step of length dt.
 
@@ -625,6 +718,10 @@ def make_stepper(
         class (dense matmul) path; more falls back to per-voxel Thomas. 0 forces Thomas.
     line_solver : LOD only: ``"auto"``; ``"dense"`` (class path, dense inverse only) or
         ``"thomas"`` (always the general path), for testing.
+    threads : LOD on NumPy only: CPU threads for the class path (default: the CPUs this
+        process may use, at most 4). During a step BLAS runs single-threaded (threadpoolctl)
+        and the chunks of each axis are shared among these threads; results do not depend on
+        the thread count. (BLAS's own threads collapse when another process holds a core.)
 
     The returned ``step`` takes u (F, *shape) in concentration units, source (F, *shape) in
     concentration/min and uptake (F, *shape) in 1/min (either may be None) and returns
@@ -657,7 +754,9 @@ def make_stepper(
     if method == "lod":
         if line_solver not in ("auto", "dense", "thomas"):
             raise ValueError(f"line_solver must be auto, dense or thomas, got {line_solver!r}")
-        return _LOD(shape, dx, dt, D, lam, xp, xdtype, dtype_np, max_classes, line_solver)
+        if threads is None:
+            threads = _default_threads()
+        return _LOD(shape, dx, dt, D, lam, xp, xdtype, dtype_np, max_classes, line_solver, threads)
     if method == "explicit":
         dt_max = max_stable_dt(shape, dx, D, lam)
         if dt > dt_max * (1 + 1e-12):
