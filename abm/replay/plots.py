@@ -93,7 +93,7 @@ def summary_figure(run: Run, path: str | os.PathLike | None = None, dpi: int = 1
     inject = injection_day(run)
     for ax, panel in zip(axes, PANELS, strict=True):
         panel(ax, metrics, days)
-        if inject is not None:
+        if inject is not None and days.size and inject <= days[-1]:
             ax.axvline(inject, color="0.5", ls="--", lw=0.8)
         ax.set_xlabel("time (days)")
         if ax.lines:

@@ -94,6 +94,7 @@ class FakeModel(mesa.Model):
             "tnf_fluid": mean(1, 2),
             "tnf_synovium": mean(1, 3),
             "macrophage_m1": lambda m: float(np.sum(m.cell_phenotype == 1)),
+            "macrophage_m0": lambda m: float(np.sum(m.cell_phenotype == 0)),
             "macrophage_m2": lambda m: float(np.sum(m.cell_phenotype == 2)),
             "cartilage_agg": mean(2, 1),
             "cartilage_col2": mean(3, 1),
