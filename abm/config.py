@@ -116,6 +116,28 @@ class Config:
 ConfigStore.instance().store(name="base_config", node=Config)
 
 
+class AttrDict(dict):
+    """A plain nested dict with attribute access: a read-only view of a config subtree that is
+    ~100x cheaper to read than a DictConfig, for the step loop."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def plain(node: Any) -> Any:
+    """Convert a DictConfig subtree into nested :class:`AttrDict` (lists stay lists)."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        return AttrDict({k: plain(v) for k, v in node.items()})
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
+
+
 def compose(overrides: Iterable[str] = ()) -> DictConfig:
     """The validated config, as ``abm-run`` with the same overrides would see it.
 

@@ -24,7 +24,9 @@ from abm import __version__
 from abm.backend import get_backend, to_numpy
 from abm.cells import chondrocyte, fls, macrophage, msc, tcell
 from abm.cells.base import (
+    DIVIDE,
     INIT,
+    MOVE,
     MOVE_PRIO,
     MSC_ADHERE,
     MSC_INJECT,
@@ -52,7 +54,7 @@ from abm.cells.population import (
     TREG,
     Population,
 )  # fmt: skip
-from abm.config import FIELD_NAMES, MATRIX_FIELDS
+from abm.config import FIELD_NAMES, MATRIX_FIELDS, plain
 from abm.tissue import CARTILAGE, COMPARTMENTS, FLUID, LINING, SUBLINING, build_tissue
 from kernels.diffusion import make_stepper
 from kernels.exchange import gather, scatter_add
@@ -105,7 +107,8 @@ class JointModel(mesa.Model):
         self.seed = int(cfg.seed)
         self.backend = get_backend(cfg.backend.name)
         xp = self.xp = self.backend.xp
-        self.bio = cfg.biology
+        self.bio = plain(cfg.biology)  # plain dicts: cheap reads in the step loop
+        self.scenario = plain(cfg.scenario)
         self.dt_min = float(cfg.sim.dt_min)
         self.time_min = 0.0
         self.dtype = np.dtype(cfg.lattice.dtype)
@@ -277,7 +280,7 @@ class JointModel(mesa.Model):
     def step(self) -> None:
         """One step of ``dt_min`` minutes in the order of MODEL.md section 3."""
         xp = self.xp
-        ctx = Ctx(xp, self.seed, int(self.steps), self.dt_min, self.bio, self.cfg.scenario,
+        ctx = Ctx(xp, self.seed, int(self.steps), self.dt_min, self.bio, self.scenario,
                   self.knockouts)  # fmt: skip
         pops = self.pops
         # 1. sense
@@ -319,15 +322,21 @@ class JointModel(mesa.Model):
         xp = self.xp
         self._source.fill(0)
         self._uptake.fill(0)
+        F = len(FIELD_NAMES)
+        voxels = xp.concatenate([p["voxel"] for p in self.pops.values()])
+        src = xp.zeros((F, voxels.shape[0]), dtype=self.dtype)
+        upt = xp.zeros((F, voxels.shape[0]), dtype=self.dtype)
+        start = 0
         for kind, pop in self.pops.items():
-            if pop.n == 0:
-                continue
-            for name, rate in RULES[kind].secretion(pop, sense[kind], ctx).items():
-                f = self.fidx[name]
-                scatter_add(xp, self._source[f], pop["voxel"], rate * self._conv[f])
-            for name, k in self.bio[CELL_TYPES[kind]].get("uptake", {}).items():
-                f = self.fidx[name]
-                scatter_add(xp, self._uptake[f], pop["voxel"], xp.full(pop.n, k, self.dtype))
+            stop = start + pop.n
+            if pop.n:
+                for name, rate in RULES[kind].secretion(pop, sense[kind], ctx).items():
+                    src[self.fidx[name], start:stop] = rate * self._conv[self.fidx[name]]
+                for name, k in self.bio[CELL_TYPES[kind]].get("uptake", {}).items():
+                    upt[self.fidx[name], start:stop] = k
+            start = stop
+        scatter_add(xp, self._source, voxels, src)
+        scatter_add(xp, self._uptake, voxels, upt)
 
     def _occupancy(self) -> Any:
         occ = self.xp.zeros(self.n_voxels, dtype=bool)
@@ -369,7 +378,7 @@ class JointModel(mesa.Model):
             if pop.n and kind in (MACROPHAGE, TCELL, MSC):
                 p = self.bio[CELL_TYPES[kind]]
                 mobile = pop["adhered"] if kind == MSC else xp.ones(pop.n, dtype=bool)
-                go = ctx.uniform(10 * kind + 2, pop["id"]) < min(
+                go = ctx.uniform(MOVE[kind][0], pop["id"]) < min(
                     1.0, p.speed_um_min * self.dt_min / self.tissue.dx_um
                 )
                 nb = neighbors(xp, self.shape, pop["voxel"])
@@ -380,7 +389,7 @@ class JointModel(mesa.Model):
                 bias = p.chemotaxis * (ccl2[nbc] - c0[None, :]) / (K + c0[None, :])
                 w = xp.exp(xp.clip(bias, -20.0, 20.0)) * ok
                 cw = xp.cumsum(w, axis=0)
-                pick = ctx.uniform(10 * kind + 3, pop["id"]) * cw[-1]
+                pick = ctx.uniform(MOVE[kind][1], pop["id"]) * cw[-1]
                 k = xp.minimum(xp.sum(cw <= pick[None, :], axis=0), nb.shape[0] - 1)
                 chosen = xp.take_along_axis(nbc, k[None, :], axis=0)[0]
                 tgt = xp.where(go & mobile & (cw[-1] > 0), chosen, -1)
@@ -428,7 +437,7 @@ class JointModel(mesa.Model):
             order = xp.argsort(pop["id"][mask])
             parent_idx = xp.nonzero(mask)[0][order]
             ok, d = self._place(ctx, occ, kind, pop["voxel"][parent_idx], pop["id"][parent_idx],
-                                (10 * kind + 6, 10 * kind + 7))  # fmt: skip
+                                DIVIDE[kind])  # fmt: skip
             src = parent_idx[ok]
             n_new = int(xp.sum(ok))
             extra = {c: pop[c][src] for c in pop.cols if c not in ("id", "voxel", "age")}
@@ -437,7 +446,7 @@ class JointModel(mesa.Model):
             return
         ccl2 = self.u[self.fidx["CCL2"]].reshape(-1)[self._vessels]
         h = hill(xp, ccl2, float(self.bio.fields.CCL2.K), float(self.bio.hill_n))
-        sc = self.cfg.scenario
+        sc = self.scenario
         for kind, rate, purpose, offset in (
             (MACROPHAGE, 0.0 if self.depleted else sc.mac_recruit_rate, RECRUIT_MAC, 0),
             (TCELL, sc.tcell_recruit_rate, RECRUIT_T, self.n_voxels),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from abm.cells.population import FLS, MACROPHAGE, MSC, TCELL
 from kernels.random import uniform
 
 # purposes of the counter-based RNG (kernels.random): one per kind of draw, never reused
@@ -20,6 +21,9 @@ MSC_DEATH, MSC_ADHERE, MSC_MOVE, MSC_DIR, MSC_PERSIST, MSC_INJECT = range(40, 46
 RECRUIT_MAC, RECRUIT_T, RECRUIT_DIR, RECRUIT_PRIO = range(50, 54)
 MOVE_PRIO = 60
 INIT = 70  # + offsets for the initial placement draws
+MOVE = {MACROPHAGE: (MAC_MOVE, MAC_DIR), TCELL: (T_MOVE, T_DIR), MSC: (MSC_MOVE, MSC_DIR)}
+DIVIDE = {TCELL: (T_DIV_DIR, T_DIV_PRIO), FLS: (FLS_DIV_DIR, FLS_DIV_PRIO)}
+GROUP = 10  # purposes p and q with p // GROUP == q // GROUP share one Philox call (rows p % GROUP)
 
 
 def hill(xp: Any, x: Any, K: float, n: float) -> Any:
@@ -46,10 +50,21 @@ class Ctx:
     bio: Any
     scenario: Any
     knockouts: frozenset = field(default_factory=frozenset)
+    _cache: dict = field(default_factory=dict, repr=False)
 
-    def uniform(self, purpose: int, ids: Any, n: int = 1) -> Any:
-        """Counter-based uniforms keyed by (seed, step, purpose, cell id)."""
-        return uniform(self.xp, self.seed, self.step, purpose, ids, n)
+    def uniform(self, purpose: int, ids: Any) -> Any:
+        """Counter-based uniforms (N,) keyed by (seed, step, purpose, cell id).
+
+        Purposes of one group (``purpose // GROUP``) are drawn together in one Philox call as
+        rows of an (GROUP, N) block, cached for this ``ids`` array: the draws are the same
+        function of (seed, step, purpose, id) however many purposes a rule asks for.
+        """
+        group, row = divmod(purpose, GROUP)
+        hit = self._cache.get(group)
+        if hit is None or hit[0] is not ids:
+            hit = (ids, uniform(self.xp, self.seed, self.step, group, ids, GROUP))
+            self._cache[group] = hit
+        return hit[1][row]
 
 
 class Sense:

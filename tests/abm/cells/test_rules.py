@@ -90,12 +90,11 @@ def test_msc_persistence_follows_toupet(cfg):
 
     persistent = uniform(np, 0, 0, 44, ids) < cfg.biology.msc.persistent_fraction
     p.append(id=ids, voxel=ids, persistent=persistent)
-    big = Ctx(np, 0, 0, 60.0, cfg.biology, cfg.scenario)  # hour steps: same first-order law
     s = Sense(np, np.zeros((len(FIELD_NAMES), n), np.float32), FIELD_NAMES, cfg.biology)
     alive = {}
     for k in range(1, 24 * 180 + 1):
-        big.step = k
-        death, _ = msc.update(p, s, big)
+        hour = Ctx(np, 0, k, 60.0, cfg.biology, cfg.scenario)  # hour steps: same first-order law
+        death, _ = msc.update(p, s, hour)
         p.keep(~death)
         s.keep(~death)
         if k in (24 * 30, 24 * 180):
