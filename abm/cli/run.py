@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         _fail(f"{exc} (frames and metrics up to here are in {run_dir})", EXIT_FAILED)
     except KeyboardInterrupt:
         _fail(f"interrupted; frames and metrics up to here are in {run_dir}", 130)
+    if start.resume_from is not None:  # Hydra saved the command line's config; keep the real one
+        OmegaConf.save(start.cfg, run_dir / ".hydra" / "config.yaml")
     if start.cfg.output.get("summary_png", True):
         with load_run(run_dir / RUN_FILE) as run:
             summary_figure(run, run_dir / "summary.png")

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -54,6 +55,7 @@ def fraction(metrics: pd.DataFrame, num: str, den: Sequence[str]) -> np.ndarray 
 
 
 def plot_cytokines(ax: Axes, metrics: pd.DataFrame, days: np.ndarray) -> None:
+    ax.set_prop_cycle(color=matplotlib.colormaps["tab20"].colors)  # 11 cytokines, distinct
     for name, label in CYTOKINES:
         col = f"{name}_fluid"
         if col in metrics and np.nanmax(metrics[col].to_numpy(dtype=float), initial=0) > 0:

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from abm.config import compose
 from abm.model import metric_names
@@ -98,6 +99,8 @@ def test_sigkill_leaves_readable_frames_and_resume_matches(tmp_path):
     days = (t_c + 20.0) / 1440.0
     res = abm_run(f"resume={out / 'run.h5'}", f"sim.days={days!r}")
     assert res.returncode == 0, res.stderr
+    saved = OmegaConf.load(out / ".hydra" / "config.yaml")
+    assert saved.output.snapshot_every_min == 10 and saved.sim.days == days
     whole = tmp_path / "whole"
     simulate(compose([*args, f"sim.days={days!r}"]), whole)
     with load_run(out) as a, load_run(whole) as b:
