@@ -1,0 +1,44 @@
+"""Scenario outcomes of MODEL.md section 5 at small scale (small lattice, dt = 10 min)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import abm
+
+
+def final(small, days, *overrides, seed=0):
+    m = abm.JointModel(abm.compose([*small, f"seed={seed}", *overrides]))
+    return m.run(days=days)
+
+
+def test_healthy_keeps_matrix_and_stays_quiet(small):
+    df = final(small, 14, "scenario=healthy", "therapy=none")
+    assert df["cartilage_agg"].iloc[-1] > 0.9
+    assert df["cartilage_col2"].iloc[-1] > 0.99
+    oa = final(small, 3, "scenario=oa", "therapy=none")
+    # C1: healthy fluid cytokines several-fold lower than in OA
+    for name in ("il6_fluid", "il1b_fluid", "ccl2_fluid"):
+        assert df[name].iloc[-1] < 0.3 * oa[name].iloc[-1], name
+
+
+def test_oa_loses_aggrecan_over_weeks_before_collagen(small):
+    df = final(small, 21, "scenario=oa", "therapy=none")
+    agg = df["cartilage_agg"].to_numpy()
+    week = len(df) // 3
+    assert agg[week] < 0.95 and agg[-1] < agg[week] < agg[0]
+    # C7: aggrecan goes first; collagen II only where aggrecan is nearly gone
+    col2 = df["cartilage_col2"].to_numpy()
+    assert col2[week] > 0.99
+    assert df["macrophage_m1"].iloc[-1] > df["macrophage_m2"].iloc[-1]
+
+
+def test_msc_in_oa_means_fewer_m1_and_less_il1b(small):
+    """C5 at small scale, two seeds: the treated arm ends below the untreated one."""
+    for seed in (0, 1):
+        oa = final(small, 5, "scenario=oa", "therapy=none", seed=seed).iloc[-1]
+        msc = final(small, 5, "scenario=oa", "therapy=msc", "therapy.day=1", seed=seed).iloc[-1]
+        assert msc["macrophage_m1"] < 0.7 * oa["macrophage_m1"]
+        assert msc["il1b_fluid"] < oa["il1b_fluid"]
+        assert msc["cartilage_agg"] > oa["cartilage_agg"]
+        assert np.isfinite(msc.to_numpy(dtype=float)).all()
