@@ -152,23 +152,31 @@ def max_stable_dt(shape: Sequence[int], dx: float, diffusivity: Any, decay: Any)
 # class detection and tiling
 
 
-def _line_classes(rows: np.ndarray, max_classes: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Group identical rows of ``rows`` (L, m). Returns (class id per row, representative row
-    indices) or None if there are more than ``max_classes`` distinct rows."""
-    L = rows.shape[0]
+def _line_classes(
+    bl: np.ndarray, rl: np.ndarray, max_classes: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Group identical coefficient lines: diagonals ``bl`` (L, n) and faces ``rl`` (L, n-1).
+
+    Returns (class id per line, index of one representative line per class), or None if there
+    are more than ``max_classes`` distinct lines. A random projection finds the candidates
+    cheaply; the grouping is then verified exactly (collisions fall back to np.unique).
+    """
+    L, n = bl.shape
     if L == 0 or max_classes <= 0:
         return None
-    w = np.random.default_rng(0).standard_normal(rows.shape[1])
-    h = rows @ w
+    w = np.random.default_rng(0).standard_normal(2 * n - 1)
+    h = bl @ w[:n] + rl @ w[n:]
     _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
     if first.size > max_classes:
         return None
-    # verify (hash collisions): every row must equal its representative exactly
-    if not np.array_equal(rows, rows[first[inverse]]):
+    inverse = inverse.reshape(-1)
+    if not (np.array_equal(bl, bl[first[inverse]]) and np.array_equal(rl, rl[first[inverse]])):
+        rows = np.concatenate([bl, rl], axis=1)
         _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
         if first.size > max_classes:
             return None
-    return inverse.reshape(-1), first
+        inverse = inverse.reshape(-1)
+    return inverse, first
 
 
 def _tiles(cmap: np.ndarray) -> list[tuple[int, int, int, int, int]]:
@@ -225,6 +233,7 @@ def _default_threads() -> int:
     return max(1, min(4, n)) if ThreadpoolController is not None else 1
 
 
+_MIN_PARALLEL = 1 << 15  # values per Thomas row operation worth splitting among threads
 _CHUNK = 1 << 16  # values per chunk of the SPIKE class path (fits in L2 with its output)
 
 
@@ -319,18 +328,19 @@ class _LOD:
         if n == 1:
             # a single voxel: only the decay factor 1/b
             return {"kind": "scale", "inv": xp.asarray(1.0 / b, dtype=dt_)}
-        # lines: move axis k+1 last -> rows of (2n-1) coefficients
+        # lines: move axis k+1 last -> (L, n) diagonals and (L, n-1) faces
         bl = np.moveaxis(b, k + 1, -1)
         rl = np.moveaxis(r, k + 1, -1)
         lines_shape = bl.shape[:-1]
-        rows = np.concatenate([bl, rl], axis=-1).reshape(-1, 2 * n - 1)
-        found = None if line_solver == "thomas" else _line_classes(rows, max_classes)
+        bl = bl.reshape(-1, n)
+        rl = rl.reshape(-1, n - 1)
+        found = None if line_solver == "thomas" else _line_classes(bl, rl, max_classes)
         if found is not None:
             cls, reps = found
             nblocks = _n_blocks(n) if (self.is_numpy and line_solver != "dense") else 1
             factors = []
             for i in reps:
-                fac = _class_factors(rows[i, n:], rows[i, :n], nblocks)
+                fac = _class_factors(rl[i], bl[i], nblocks)
                 if nblocks == 1:
                     fac = _round_keeping_column_sums(fac, self.np_dtype)
                     factors.append(
@@ -361,27 +371,25 @@ class _LOD:
                 "progs": {},
             }
         # general per-voxel Thomas factors: forward d'_i = d_i*inv_i + e_i*d'_{i-1},
-        # backward x_i = d'_i + f_i*x_{i+1} (all factors >= 0)
-        Lr = rows.shape[0]
-        bb = rows[:, :n]
-        rr = rows[:, n:]
-        inv = np.empty((Lr, n))
-        e = np.zeros((Lr, n))
-        f = np.zeros((Lr, n))
-        den = bb[:, 0].copy()
-        inv[:, 0] = 1.0 / den
+        # backward x_i = d'_i + f_i*x_{i+1} (all factors >= 0). Computed with the sweep axis
+        # first (contiguous slabs), float64.
+        bT = np.ascontiguousarray(np.moveaxis(b, k + 1, 0))
+        rT = np.ascontiguousarray(np.moveaxis(r, k + 1, 0))
+        inv = np.empty_like(bT)
+        e = np.zeros_like(bT)
+        f = np.zeros_like(bT)
+        inv[0] = 1.0 / bT[0]
         for i in range(1, n):
-            f[:, i - 1] = rr[:, i - 1] * inv[:, i - 1]
-            den = bb[:, i] - rr[:, i - 1] * f[:, i - 1]
-            inv[:, i] = 1.0 / den
-            e[:, i] = rr[:, i - 1] * inv[:, i]
+            np.multiply(rT[i - 1], inv[i - 1], out=f[i - 1])
+            inv[i] = 1.0 / (bT[i] - rT[i - 1] * f[i - 1])
+            np.multiply(rT[i - 1], inv[i], out=e[i])
         fac = []
         transpose = self.fast and k == self.ndim - 1 and self.ndim > 1
-        for a in (inv, e, f):
-            a = np.moveaxis(a.reshape((*lines_shape, n)), -1, k + 1)
-            if transpose:  # stored with the sweep axis first to match the transposed buffer
-                a = np.moveaxis(a, k + 1, 0)
-            fac.append(xp.asarray(np.ascontiguousarray(a), dtype=dt_))
+        for a_ in (inv, e, f):
+            a_ = a_.astype(self.np_dtype)
+            if not transpose:  # else stored sweep axis first, matching the transposed buffer
+                a_ = np.ascontiguousarray(np.moveaxis(a_, 0, k + 1))
+            fac.append(xp.asarray(a_, dtype=dt_))
         return {"kind": "thomas", "fac": fac, "transpose": transpose}
 
     def _tiles_for(self, ax, k, F):
@@ -453,11 +461,8 @@ class _LOD:
                 owned = any(src is bf for bf in bufs)
                 self._class_sweep(ax, k, src, free[0], cache=owned)
                 src = free[0]
-            elif ax["transpose"]:
-                src = self._thomas_transposed(ax, k, src, free[0], free[1], tmp)
             else:
-                self._thomas_inplace(src, free[0], *ax["fac"], k + 1, tmp)
-                src = free[0]
+                src = self._thomas_sweep(ax, k, src, free[0], free[1], tmp)
         return src
 
     def _class_sweep(self, ax, k, src, dst, cache=True):
@@ -468,15 +473,7 @@ class _LOD:
             groups = self._class_ops(ax, k, src, dst)
             if cache:
                 ax["progs"][key] = groups
-        if len(groups) == 1:
-            self._run_ops(groups[0])
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="lod")
-        futures = [self._pool.submit(self._run_ops, g) for g in groups[1:]]
-        self._run_ops(groups[0])
-        for fut in futures:
-            fut.result()
+        self._parallel([lambda g=g: self._run_ops(g) for g in groups])
 
     def _run_ops(self, ops):
         mm = self.xp.matmul
@@ -563,15 +560,54 @@ class _LOD:
                     ops.append((H, x[..., s_ : e_ + 1, :], y[..., s_ : e_ + 1, :], None))
         return ops
 
-    def _thomas_transposed(self, ax, k, src, work, out, tmp):
-        """Thomas along the last axis: copy to (n, F, ...) order in ``work``, solve there with
-        contiguous slices, copy back into ``out``; returns ``out``."""
-        s = self.xp.moveaxis(src, k + 1, 0)
-        w = work.reshape(s.shape)
-        w[...] = s
-        self._thomas_inplace(w, w, *ax["fac"], 0, tmp)
-        out[...] = self.xp.moveaxis(w, 0, k + 1)
-        return out
+    def _parallel(self, tasks):
+        """Run zero-argument callables, the first on this thread, the rest on the pool."""
+        if len(tasks) == 1:
+            tasks[0]()
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="lod")
+        futures = [self._pool.submit(t) for t in tasks[1:]]
+        tasks[0]()
+        for fut in futures:
+            fut.result()
+
+    def _field_parts(self, F, slab):
+        """Split F fields among threads when a slab (one row operation) is big enough."""
+        parts = max(1, min(self.threads, F, slab // _MIN_PARALLEL))
+        return [(g * F // parts, (g + 1) * F // parts) for g in range(parts)]
+
+    def _thomas_sweep(self, ax, k, src, work, out, tmp):
+        """General path along axis k (fields shared among threads); returns the result array.
+
+        The last axis of a 2-3 D lattice is first copied to (n, F, ...) order in ``work`` so
+        that every Thomas row operation touches contiguous memory, then copied into ``out``.
+        """
+        xp = self.xp
+        F = src.shape[0]
+        per = src.size // (F * self.shape[k])  # values of one field in one slab
+        inv, e, f = ax["fac"]
+        tasks = []
+        for f0, f1 in self._field_parts(F, F * per):
+            tp = tmp[f0 * per : f1 * per]
+            if ax["transpose"]:
+                fs = (slice(None), slice(f0, f1))
+                w = work.reshape((self.shape[k], *src.shape[:-1]))[fs]
+                cf = [c[fs] if c.shape[1] > 1 else c for c in (inv, e, f)]
+
+                def task(w=w, cf=cf, tp=tp, f0=f0, f1=f1):
+                    w[...] = xp.moveaxis(src[f0:f1], k + 1, 0)
+                    self._thomas_inplace(w, w, *cf, 0, tp)
+                    out[f0:f1] = xp.moveaxis(w, 0, k + 1)
+            else:
+                cf = [c[f0:f1] if c.shape[0] > 1 else c for c in (inv, e, f)]
+
+                def task(cf=cf, tp=tp, f0=f0, f1=f1):
+                    self._thomas_inplace(src[f0:f1], work[f0:f1], *cf, k + 1, tp)
+
+            tasks.append(task)
+        self._parallel(tasks)
+        return out if ax["transpose"] else work
 
     def _thomas_inplace(self, src, dst, inv, e, f, axis, tmp):
         """Thomas along ``axis`` from src into dst (may be the same array), out= everywhere."""
@@ -718,10 +754,11 @@ def make_stepper(
         class (dense matmul) path; more falls back to per-voxel Thomas. 0 forces Thomas.
     line_solver : LOD only: ``"auto"``; ``"dense"`` (class path, dense inverse only) or
         ``"thomas"`` (always the general path), for testing.
-    threads : LOD on NumPy only: CPU threads for the class path (default: the CPUs this
-        process may use, at most 4). During a step BLAS runs single-threaded (threadpoolctl)
-        and the chunks of each axis are shared among these threads; results do not depend on
-        the thread count. (BLAS's own threads collapse when another process holds a core.)
+    threads : LOD on NumPy only: CPU threads per step (default: the CPUs this process may
+        use, at most 4). During a step BLAS runs single-threaded (threadpoolctl); the class
+        path shares its chunks, the general path its fields among these threads. Results do
+        not depend on the thread count. (BLAS's own threads collapse when another process
+        holds a core.)
 
     The returned ``step`` takes u (F, *shape) in concentration units, source (F, *shape) in
     concentration/min and uptake (F, *shape) in 1/min (either may be None) and returns

@@ -8,6 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from kernels import diffusion
 from kernels.diffusion import make_stepper, max_stable_dt
 
 
@@ -284,14 +285,16 @@ def test_class_path_equals_general_path(shape, dtype, rng):
 
 
 @pytest.mark.parametrize("shape", [(300, 40), (40, 300), (6, 130, 20)])
-def test_threads_do_not_change_the_result(shape, rng):
+def test_threads_do_not_change_the_result(shape, rng, monkeypatch):
+    monkeypatch.setattr(diffusion, "_MIN_PARALLEL", 1)  # split even these small problems
     D = _layered(2, shape, [[300.0, 1500.0, 20.0], [5.0, 80.0]], wall_field=1)
     u0 = rng.random((2, *shape)).astype(np.float32)
-    out = []
-    for threads in (1, 2, 3):
-        step = make_stepper(shape, 10.0, 2.0, D, 0.01, threads=threads)
-        out.append(_run(step, u0, 3).copy())
-    assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
+    for solver in ("auto", "thomas"):
+        out = []
+        for threads in (1, 2, 3):
+            step = make_stepper(shape, 10.0, 2.0, D, 0.01, threads=threads, line_solver=solver)
+            out.append(_run(step, u0, 3).copy())
+        assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
 
 
 def test_too_many_classes_falls_back_to_general_path(rng):
