@@ -97,6 +97,7 @@ class OutputConf:
     checkpoint_every_min: float = 1440.0
     summary_png: bool = True
     progress: bool | None = None
+    xdmf: bool = True
 
 
 @dataclass
