@@ -238,10 +238,18 @@ _CHUNK = 1 << 16  # values per chunk of the SPIKE class path (fits in L2 with it
 
 
 def _n_blocks(n: int) -> int:
-    """Number of SPIKE blocks for a line of n voxels (1 = dense inverse)."""
+    """Number of SPIKE blocks for a line of n voxels (1 = dense inverse).
+
+    About sqrt(n/2) blocks minimise the flops per voxel (4 per block for the end values + 2
+    per block row); a divisor of n nearby is preferred (equal blocks: one batched matmul).
+    """
     if n < 96:
         return 1
-    return max(2, round(math.sqrt(n / 2)))
+    best = math.sqrt(n / 2)
+    near = [p for p in range(max(2, round(best / 1.5)), round(best * 1.5) + 1) if n % p == 0]
+    if near:
+        return min(near, key=lambda p: abs(math.log(p / best)))
+    return max(2, round(best))
 
 
 def _class_factors(r: np.ndarray, b: np.ndarray, nblocks: int):
@@ -362,6 +370,10 @@ class _LOD:
                             ],
                         }
                     )
+                    if n % nblocks == 0:  # equal blocks: one batched matmul for all of them
+                        Hs = np.stack([H for _, _, H in blocks])
+                        factors[-1]["Hs"] = xp.asarray(Hs, dtype=dt_)
+                        factors[-1]["HTs"] = xp.asarray(Hs.transpose(0, 2, 1).copy(), dtype=dt_)
             return {
                 "kind": "class",
                 "cmap": cls.reshape(lines_shape),
@@ -545,10 +557,17 @@ class _LOD:
                 ops.append((x, fc["HT"], y, None) if rows else (fc["H"], x, y, None))
                 continue
             ends = fc["ends"]
+            nb = len(fc["blocks"])
             if rows:
-                t = tbuf[: x.shape[0] * ends.size].reshape(x.shape[0], ends.size)
+                r_ = x.shape[0]
+                t = tbuf[: r_ * ends.size].reshape(r_, ends.size)
                 ops.append((x, fc["RT"], t, None))
                 ops.append((t, None, x, (slice(None), ends)))
+                if "HTs" in fc:  # (p, rows, m) strided views of the blocks
+                    xs = x.reshape(r_, nb, -1).transpose(1, 0, 2)
+                    ys = y.reshape(r_, nb, -1).transpose(1, 0, 2)
+                    ops.append((xs, fc["HTs"], ys, None))
+                    continue
                 for s_, e_, _, HT in fc["blocks"]:
                     ops.append((x[:, s_ : e_ + 1], HT, y[:, s_ : e_ + 1], None))
             else:
@@ -556,6 +575,12 @@ class _LOD:
                 t = tbuf[: math.prod(tshape)].reshape(tshape)
                 ops.append((fc["R"], x, t, None))
                 ops.append((t, None, x, (..., ends, slice(None))))
+                if "Hs" in fc and x.ndim == 2:  # (p, m, w) views of the blocks
+                    w_ = x.shape[1]
+                    xs = x.reshape(nb, -1, w_)
+                    ys = y.reshape(nb, -1, w_)
+                    ops.append((fc["Hs"], xs, ys, None))
+                    continue
                 for s_, e_, H, _ in fc["blocks"]:
                     ops.append((H, x[..., s_ : e_ + 1, :], y[..., s_ : e_ + 1, :], None))
         return ops
