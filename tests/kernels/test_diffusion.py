@@ -261,9 +261,9 @@ def test_general_path_equals_dense_direct_solve(shape, rng):
     assert np.allclose(step(u0), ref, rtol=1e-11, atol=1e-13)
 
 
-# dense (short lines), SPIKE blocks of unequal (170) and equal (128, 200) size, lines as rows
+# dense (short lines), SPIKE blocks of unequal (179) and equal (128, 170, 200) size, lines as rows
 # (last axis) and as columns, in chunks that are 2-D views or batched 3-D views
-CLASS_SHAPES = [(200,), (170, 9), (9, 170), (128, 520), (6, 5, 170), (4, 170, 3), (128, 3, 180)]
+CLASS_SHAPES = [(200,), (179, 9), (9, 170), (128, 520), (6, 5, 170), (4, 179, 3), (128, 3, 180)]
 
 
 @pytest.mark.parametrize("shape", [*CLASS_SHAPES, (8, 9, 10)])
