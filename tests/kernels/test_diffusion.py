@@ -263,7 +263,7 @@ def test_general_path_equals_dense_direct_solve(shape, rng):
 
 # dense (short lines), SPIKE blocks of unequal (179) and equal (128, 170, 200) size, lines as rows
 # (last axis) and as columns, in chunks that are 2-D views or batched 3-D views
-CLASS_SHAPES = [(200,), (179, 9), (9, 170), (128, 520), (6, 5, 170), (4, 179, 3), (128, 3, 180)]
+CLASS_SHAPES = [(200,), (179, 9), (9, 179), (128, 520), (6, 5, 170), (4, 179, 3), (128, 3, 180)]
 
 
 @pytest.mark.parametrize("shape", [*CLASS_SHAPES, (8, 9, 10)])
