@@ -141,3 +141,14 @@ def test_checkpoint_state_round_trip_continues_identically(small):
         m.run(days=0.2)
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
     np.testing.assert_array_equal(a.u, b.u)
+
+
+@pytest.mark.gpu
+def test_cupy_model_tracks_numpy(small):
+    """Same seed on both backends: same counter-based draws, fields equal to float round-off."""
+    a = build(small, "backend=numpy")
+    b = build(small, "backend=cupy")
+    for m in (a, b):
+        m.run(days=0.1)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(a.u, b.backend.to_numpy(b.u), rtol=1e-3, atol=1e-6)
