@@ -233,7 +233,8 @@ def _default_threads() -> int:
     return max(1, min(4, n)) if ThreadpoolController is not None else 1
 
 
-_MIN_PARALLEL = 1 << 15  # values per Thomas row operation worth splitting among threads
+_MIN_PARALLEL = 1 << 18  # values per thread per class-path sweep worth a thread hand-off
+_MIN_SLAB = 1 << 15  # values per Thomas row operation worth splitting among threads
 _CHUNK = 1 << 16  # values per chunk of the SPIKE class path (fits in L2 with its output)
 
 
@@ -537,7 +538,7 @@ class _LOD:
                     else:
                         pieces_xy.append((s3[a:b, :, q0:q1], d3[a:b, :, q0:q1]))
             pieces += [(x, y, fc) for x, y in pieces_xy]
-        nthreads = min(self.threads, len(pieces))
+        nthreads = max(1, min(self.threads, len(pieces), src.size // _MIN_PARALLEL))
         groups = []
         for g in range(nthreads):
             mine = pieces[g * len(pieces) // nthreads : (g + 1) * len(pieces) // nthreads]
@@ -599,7 +600,7 @@ class _LOD:
 
     def _field_parts(self, F, slab):
         """Split F fields among threads when a slab (one row operation) is big enough."""
-        parts = max(1, min(self.threads, F, slab // _MIN_PARALLEL))
+        parts = max(1, min(self.threads, F, slab // _MIN_SLAB))
         return [(g * F // parts, (g + 1) * F // parts) for g in range(parts)]
 
     def _thomas_sweep(self, ax, k, src, work, out, tmp):

@@ -290,6 +290,7 @@ def test_class_path_equals_general_path(shape, dtype, rng):
 @pytest.mark.parametrize("shape", [(300, 40), (40, 300), (6, 130, 20)])
 def test_threads_do_not_change_the_result(shape, rng, monkeypatch):
     monkeypatch.setattr(diffusion, "_MIN_PARALLEL", 1)  # split even these small problems
+    monkeypatch.setattr(diffusion, "_MIN_SLAB", 1)
     D = _layered(2, shape, [[300.0, 1500.0, 20.0], [5.0, 80.0]], wall_field=1)
     u0 = rng.random((2, *shape)).astype(np.float32)
     for solver in ("auto", "thomas"):
