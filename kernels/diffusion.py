@@ -447,19 +447,40 @@ class _LOD:
         """NumPy/CuPy step with preallocated buffers and out= (see __call__)."""
         xp = self.xp
         bufs, tmp = self._bufs(u.shape[0])
-        dt = self.dt
         src = u  # u may be overwritten only if it is one of our buffers
         if source is not None or uptake is not None:
             dst, den = [bf for bf in bufs if bf is not u][:2]
-            if source is not None:
-                xp.multiply(source, dt, out=dst)
-                xp.add(dst, u, out=dst)
+            flat = [self._flat(a, u.shape) for a in (u, source, uptake, dst, den)]
+            if self.is_numpy and all(
+                f is not None
+                for f, a in zip(flat, (u, source, uptake, dst, den), strict=True)
+                if a is not None
+            ):
+                # in cache-sized chunks: main-memory traffic read u, source, uptake, write dst
+                uf, sf, kf, df, tf = flat
+                size = uf.size
+                step_ = _CHUNK
+                parts = max(1, min(self.threads, size // _MIN_PARALLEL))
+                tasks = []
+                for g in range(parts):
+                    a0 = (size * g // parts) // step_ * step_
+                    a1 = size if g == parts - 1 else (size * (g + 1) // parts) // step_ * step_
+
+                    def task(a0=a0, a1=a1):
+                        for c0 in range(a0, a1, step_):
+                            c = slice(c0, min(c0 + step_, a1))
+                            self._react(
+                                uf[c],
+                                None if sf is None else sf[c],
+                                None if kf is None else kf[c],
+                                df[c],
+                                tf[c],
+                            )
+
+                    tasks.append(task)
+                self._parallel(tasks)
             else:
-                dst[...] = u
-            if uptake is not None:
-                xp.multiply(uptake, dt, out=den)
-                xp.add(den, 1.0, out=den)
-                xp.divide(dst, den, out=dst)
+                self._react(u, source, uptake, dst, den)
             src = dst
         for k, ax in enumerate(self.axes):
             free = [bf for bf in bufs if bf is not src]  # always two
@@ -477,6 +498,25 @@ class _LOD:
             else:
                 src = self._thomas_sweep(ax, k, src, free[0], free[1], tmp)
         return src
+
+    @staticmethod
+    def _flat(a, shape):
+        """1-D view of a C-contiguous NumPy array of exactly ``shape``, else None."""
+        if isinstance(a, np.ndarray) and a.shape == shape and a.flags.c_contiguous:
+            return a.reshape(-1)
+        return None
+
+    def _react(self, u, source, uptake, dst, den):
+        """dst = (u + dt*source) / (1 + dt*uptake), out= only (den: scratch)."""
+        xp, dt = self.xp, self.dt
+        if source is not None:
+            xp.multiply(source, dt, out=dst)
+            xp.add(dst, u, out=dst)
+            u = dst
+        if uptake is not None:
+            xp.multiply(uptake, dt, out=den)
+            xp.add(den, 1.0, out=den)
+            xp.divide(u, den, out=dst)
 
     def _class_sweep(self, ax, k, src, dst, cache=True):
         """One axis by the class path: run the (cached) list of matmul / end-value writes."""

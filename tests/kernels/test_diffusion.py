@@ -169,6 +169,24 @@ def test_uniform_field_decay_and_reaction_split_exactly():
     assert np.allclose(out, expect, rtol=1e-12)
 
 
+def test_broadcast_source_and_uptake_equal_full_arrays(rng):
+    shape = (300, 250)  # large enough for the chunked (and threaded) reaction step
+    D = _layered(2, shape, [[10.0, 500.0], [3.0]])
+    u0 = rng.random((2, *shape)).astype(np.float32)
+    s_small = np.array([1.0, 0.5], np.float32).reshape(2, 1, 1)
+    k_small = np.array([0.01, 0.2], np.float32).reshape(2, 1, 1)
+    full = {"source": np.broadcast_to(s_small, u0.shape).copy()}
+    full["uptake"] = np.broadcast_to(k_small, u0.shape).copy()
+    for kw_small, kw_full in (
+        ({"source": s_small}, {"source": full["source"]}),
+        ({"uptake": k_small}, {"uptake": full["uptake"]}),
+        ({"source": s_small, "uptake": k_small}, full),
+    ):
+        a = make_stepper(shape, 10.0, 2.0, D, 0.01)(u0, **kw_small)
+        b = make_stepper(shape, 10.0, 2.0, D, 0.01)(u0, **kw_full)
+        assert np.array_equal(a, b)
+
+
 def test_input_not_modified_and_no_allocation_per_step(rng):
     shape = (64, 256)
     D = _layered(3, shape, [[10.0, 500.0], [1.0, 2.0, 3.0], [700.0]])
