@@ -45,10 +45,10 @@ All factors are products and sums of non-negative numbers (M-matrix inverses), s
 are non-negative. In float32 the total mass drifts by about one ulp per step (small terms
 added to larger partial sums round away); float64 conserves it to ~1e-13.
 
-Threads (NumPy): BLAS runs single-threaded during a step (threadpoolctl, if installed) and
-the chunks, fields or reaction blocks of large sweeps are shared among ``threads`` Python
-threads (NumPy releases the GIL); OpenBLAS's own threads slow down many-fold when another
-process holds a core, this split does not.
+Threads (NumPy): BLAS runs single-threaded during a step (threadpoolctl, if installed):
+OpenBLAS's own threads slowed the step 5-30x whenever another process held one of the two
+cores. With ``threads > 1`` the chunks, fields or reaction blocks of large sweeps are shared
+among Python threads instead (NumPy releases the GIL); the default is one thread.
 
 ``method="explicit"`` (FTCS: forward Euler diffusion and decay after the same pointwise
 reaction step) is kept for comparison; it refuses an unstable dt with a ValueError that names
@@ -64,7 +64,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -242,14 +241,6 @@ def _blas_limit_one():
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-def _default_threads() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(4, n)) if ThreadpoolController is not None else 1
 
 
 _MIN_PARALLEL = 1 << 18  # values per thread per class-path sweep worth a thread hand-off
@@ -839,11 +830,11 @@ def make_stepper(
         class (dense matmul) path; more falls back to per-voxel Thomas. 0 forces Thomas.
     line_solver : LOD only: ``"auto"``; ``"dense"`` (class path, dense inverse only) or
         ``"thomas"`` (always the general path), for testing.
-    threads : LOD on NumPy only: CPU threads per step (default: the CPUs this process may
-        use, at most 4). During a step BLAS runs single-threaded (threadpoolctl); the class
-        path shares its chunks, the general path its fields among these threads. Results do
-        not depend on the thread count. (BLAS's own threads collapse when another process
-        holds a core.)
+    threads : LOD on NumPy only: CPU threads per step (default 1). During a step BLAS runs
+        single-threaded (threadpoolctl); with threads > 1 large sweeps share their chunks
+        (class path), fields (general path) or reaction blocks among Python threads. Results
+        do not depend on the thread count. Worth it only on otherwise idle cores: each
+        hand-off waits for a scheduler slot when other processes keep the cores busy.
 
     The returned ``step`` takes u (F, *shape) in concentration units, source (F, *shape) in
     concentration/min and uptake (F, *shape) in 1/min (either may be None) and returns
@@ -877,7 +868,7 @@ def make_stepper(
         if line_solver not in ("auto", "dense", "thomas"):
             raise ValueError(f"line_solver must be auto, dense or thomas, got {line_solver!r}")
         if threads is None:
-            threads = _default_threads()
+            threads = 1
         return _LOD(shape, dx, dt, D, lam, xp, xdtype, dtype_np, max_classes, line_solver, threads)
     if method == "explicit":
         dt_max = max_stable_dt(shape, dx, D, lam)
