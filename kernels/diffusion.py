@@ -438,6 +438,10 @@ class _LOD:
     # -- step --------------------------------------------------------------------------------
 
     def __call__(self, u, source=None, uptake=None):
+        """One step of dt: u (F, *shape) concentration; source (F, *shape) or broadcastable,
+        concentration/min; uptake (F, *shape) or broadcastable, 1/min (None: absent).
+        Returns u_next (F, *shape); on NumPy/CuPy a stepper-owned buffer (see make_stepper).
+        """
         xp = self.xp
         u = _as_dtype(xp, u, self.dtype)
         F = u.shape[0]
@@ -780,6 +784,7 @@ class _Explicit:
         self.keep = xp.asarray(1.0 - self.dt * _collapse(np.broadcast_to(lam, cs)), dtype=dtype)
 
     def __call__(self, u, source=None, uptake=None):
+        """One explicit step: same arguments, units and shapes as the LOD step; allocates."""
         xp = self.xp
         dt = self.dt
         u = _as_dtype(xp, u, self.dtype)
