@@ -20,6 +20,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+import abm.config  # noqa: F401 - registers the config schema ("base_config") for Hydra
+
 log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
@@ -58,7 +60,10 @@ def precheck(argv: Sequence[str]) -> list[str]:
     ``hydra.run.dir=<folder of run.h5>`` so the run continues where it was.
     """
     argv = list(argv)
-    if any(a.startswith("-") for a in argv):  # --multirun, --cfg, --help...: Hydra's business
+    if any(a in ("-m", "--multirun") for a in argv):
+        _precheck_sweep([a for a in argv if not a.startswith("-")])
+        return argv
+    if any(a.startswith("-") for a in argv):  # --cfg, --help, ...: Hydra's business
         return argv
     from abm.config import ConfigError, compose
     from abm.observers import RUN_FILE
@@ -80,6 +85,37 @@ def precheck(argv: Sequence[str]) -> list[str]:
             f"resume={Path(run_dir) / RUN_FILE}, or choose another folder)"
         )
     return argv
+
+
+def _precheck_sweep(args: Sequence[str], limit: int = 256) -> None:
+    """Validate every job of a ``-m`` sweep (up to ``limit`` jobs) before Hydra starts any."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from abm.config import ConfigError, compose
+
+    args = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException as exc:
+        _fail(" ".join(str(exc).split()))
+    choices = []
+    for ov in parsed:
+        if ov.is_sweep_override():
+            try:
+                values = list(ov.sweep_string_iterator())
+            except HydraException:  # ranges/intervals of other sweepers: check the rest only
+                continue
+            choices.append([f"{ov.get_key_element()}={v}" for v in values])
+        else:
+            choices.append([ov.input_line])
+    for job in itertools.islice(itertools.product(*choices), limit):
+        try:
+            compose(list(job))
+        except ConfigError as exc:
+            _fail(str(exc))
 
 
 def _summary(start, stats, run_dir: Path) -> str:

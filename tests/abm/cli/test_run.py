@@ -109,3 +109,22 @@ def test_sigkill_leaves_readable_frames_and_resume_matches(tmp_path):
         for name in a.field_names:
             np.testing.assert_array_equal(a.field(name, -1), b.field(name, -1))
         pd.testing.assert_frame_equal(a.cells(-1), b.cells(-1))
+
+
+def test_multirun_sweep_writes_one_folder_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = abm_run("-m", *SMALL, "seed=0,1", "sim.days=0.025", "output.summary_png=false",
+                  f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    a, b = (pd.read_csv(sweep / job / "metrics.csv") for job in ("0", "1"))
+    assert len(a) == len(b) == 19 and not a.equals(b)  # t = 0 and 18 steps of 2 min
+
+
+def test_multirun_with_one_bad_job_starts_none(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = abm_run("-m", *SMALL, "therapy.dose=1e7,-1", f"hydra.sweep.dir={sweep}", timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "abm-run: error: therapy.dose: must be a number of cells per knee >= 0, got -1.0"
+    ]
+    assert not sweep.exists()
