@@ -417,16 +417,19 @@ def _cpu_model() -> str:
 
 
 def _git_state() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
+    """HEAD and the tracked files that differ from it (what the timings ran on)."""
+
+    def git(*args: str) -> list[str]:
+        out = subprocess.run(
             ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+        ).stdout
+        return [line for line in out.splitlines() if line.strip()]
 
     try:
-        dirty = [
-            line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
-        ]
-        return {"commit": git("rev-parse", "HEAD"), "dirty_files": dirty}
+        return {
+            "commit": git("rev-parse", "HEAD")[0],
+            "dirty_files": git("diff", "--name-only", "HEAD"),
+        }
     except Exception:  # not a checkout, no git: nothing to say
         return {}
 
@@ -561,7 +564,9 @@ def plot(results: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
             bars = ax.bar(xs, ys, width, label=be)
             ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
         ax.set_xticks(range(len(cases)), cases)
-        ax.set_yscale("log")
+        vals = [r["throughput"] for r in rs]
+        if max(vals) > 30 * min(vals):  # log only where the range needs it (bars from 0 else)
+            ax.set_yscale("log")
         ax.set_ylabel(rs[0]["unit"] if rs else "")
         ax.set_title(f"{kind}: median of repeats (higher is better)")
         ax.legend(fontsize=8)
