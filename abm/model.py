@@ -142,10 +142,11 @@ class JointModel(mesa.Model):
             FLS: xp.asarray(synovium), MSC: xp.asarray(surface | (comp == LINING)),
         }  # fmt: skip
         self._vessels = xp.asarray(tissue.vessels)
+        # random keys of the recruitment sites: one id space per recruited type
+        self._vessel_keys = {MACROPHAGE: self._vessels, TCELL: self._vessels + self.n_voxels}
         self._cart_idx = xp.asarray(np.flatnonzero(comp == CARTILAGE))
-        # metric weights: mean over fluid and over synovium, one matmul for every field
-        w = np.stack([comp == FLUID, synovium], axis=1).astype(self.dtype)
-        self._mean_w = xp.asarray(w / np.maximum(w.sum(axis=0), 1))
+        # metric slabs (the compartments are layers along axis 0): fluid, synovium rows
+        self._slabs = (tissue.rows["fluid"], (tissue.rows["lining"][0], self.shape[0]))
 
         sc = cfg.scenario
         self.agg = xp.zeros(self.shape, dtype=self.dtype)
@@ -297,8 +298,10 @@ class JointModel(mesa.Model):
             if div is not None:
                 divide[kind] = div[~death]
             keep = ~death
+            old_ids = pop["id"]
             pop.keep(keep)
             sense[kind].keep(keep)
+            ctx.remap(old_ids, pop["id"], keep)  # the cells' pending draws follow them
         ch = pops[CHONDROCYTE]
         chondrocyte.update(ch, sense[CHONDROCYTE], ctx, self.agg.reshape(-1)[ch["voxel"]])
         # 3. act: move, secrete/take up, then place newborn cells (they act from next step)
@@ -416,11 +419,12 @@ class JointModel(mesa.Model):
             pop["voxel"] = new[start:stop]
             start = stop
 
-    def _place(self, ctx: Ctx, occ: Any, kind: int, parents: Any, key: Any, purposes: tuple) -> Any:
-        """Daughter voxels for ``parents`` (flat voxels), keys ``key`` ordered as wanted."""
+    def _place(
+        self, occ: Any, kind: int, parents: Any, key: Any, choice: Any, prio: Any
+    ) -> tuple[Any, Any]:
+        """Daughter voxels for ``parents`` (flat voxels; ``key`` ids break ties); marks them
+        occupied. Returns (placed mask, daughter voxels)."""
         xp = self.xp
-        choice = ctx.uniform(purposes[0], key)
-        prio = ctx.uniform(purposes[1], key)
         d = place_daughters(xp, self.shape, occ, self._allowed[kind], parents, choice, prio, key)
         ok = d >= 0
         occ[d[ok]] = True
@@ -436,8 +440,9 @@ class JointModel(mesa.Model):
                 continue
             order = xp.argsort(pop["id"][mask])
             parent_idx = xp.nonzero(mask)[0][order]
-            ok, d = self._place(ctx, occ, kind, pop["voxel"][parent_idx], pop["id"][parent_idx],
-                                DIVIDE[kind])  # fmt: skip
+            choice, prio = (ctx.uniform(p, pop["id"])[parent_idx] for p in DIVIDE[kind])
+            ok, d = self._place(occ, kind, pop["voxel"][parent_idx], pop["id"][parent_idx],
+                                choice, prio)  # fmt: skip
             src = parent_idx[ok]
             n_new = int(xp.sum(ok))
             extra = {c: pop[c][src] for c in pop.cols if c not in ("id", "voxel", "age")}
@@ -447,15 +452,16 @@ class JointModel(mesa.Model):
         ccl2 = self.u[self.fidx["CCL2"]].reshape(-1)[self._vessels]
         h = hill(xp, ccl2, float(self.bio.fields.CCL2.K), float(self.bio.hill_n))
         sc = self.scenario
-        for kind, rate, purpose, offset in (
-            (MACROPHAGE, 0.0 if self.depleted else sc.mac_recruit_rate, RECRUIT_MAC, 0),
-            (TCELL, sc.tcell_recruit_rate, RECRUIT_T, self.n_voxels),
+        for kind, rate, purpose in (
+            (MACROPHAGE, 0.0 if self.depleted else sc.mac_recruit_rate, RECRUIT_MAC),
+            (TCELL, sc.tcell_recruit_rate, RECRUIT_T),
         ):
-            fire = ctx.uniform(purpose, self._vessels + offset) < event_prob(xp, rate * h, ctx.dt)
+            keys = self._vessel_keys[kind]
+            fire = ctx.uniform(purpose, keys) < event_prob(xp, rate * h, ctx.dt)
             if not bool(xp.any(fire)):
                 continue
-            sites = self._vessels[fire]
-            ok, d = self._place(ctx, occ, kind, sites, sites + offset, (RECRUIT_DIR, RECRUIT_PRIO))
+            choice, prio = (ctx.uniform(p, keys)[fire] for p in (RECRUIT_DIR, RECRUIT_PRIO))
+            ok, d = self._place(occ, kind, self._vessels[fire], keys[fire], choice, prio)
             n_new = int(xp.sum(ok))
             cols: dict[str, Any] = {"id": self._new_ids(n_new), "voxel": d[ok]}
             if kind == TCELL:
@@ -541,7 +547,9 @@ class JointModel(mesa.Model):
     def _compute_metrics(self) -> dict[str, float]:
         xp, pops = self.xp, self.pops
         F = len(FIELD_NAMES)
-        means = self.u.reshape(F, -1) @ self._mean_w  # (F, 2): fluid, synovium
+        means = xp.stack(
+            [xp.mean(self.u[:, a:b].reshape(F, -1), axis=1) for a, b in self._slabs], axis=1
+        )  # (F, 2): fluid, synovium
         mac, tc, fl, ch, ms = (pops[k] for k in (MACROPHAGE, TCELL, FLS, CHONDROCYTE, MSC))
         p = mac["state"]
         counts = [

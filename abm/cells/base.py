@@ -24,6 +24,14 @@ INIT = 70  # + offsets for the initial placement draws
 MOVE = {MACROPHAGE: (MAC_MOVE, MAC_DIR), TCELL: (T_MOVE, T_DIR), MSC: (MSC_MOVE, MSC_DIR)}
 DIVIDE = {TCELL: (T_DIV_DIR, T_DIV_PRIO), FLS: (FLS_DIV_DIR, FLS_DIV_PRIO)}
 GROUP = 10  # purposes p and q with p // GROUP == q // GROUP share one Philox call (rows p % GROUP)
+_PURPOSES = (
+    MAC_DEATH, MAC_MOVE, MAC_DIR, T_DIFF, T_DIFF_PICK, T_DIV, T_DEATH, T_MOVE, T_DIR,
+    T_DIV_DIR, T_DIV_PRIO, FLS_DIV, FLS_DEATH, FLS_DIV_DIR, FLS_DIV_PRIO, CH_APOPTOSIS,
+    MSC_DEATH, MSC_ADHERE, MSC_MOVE, MSC_DIR, MSC_PERSIST, MSC_INJECT, RECRUIT_MAC, RECRUIT_T,
+    RECRUIT_DIR, RECRUIT_PRIO, MOVE_PRIO,
+)  # fmt: skip
+# rows drawn per group: the highest row in use + 1 (row k does not depend on how many are drawn)
+ROWS = {g: 1 + max(p % GROUP for p in _PURPOSES if p // GROUP == g) for g in range(INIT // GROUP)}
 
 
 def hill(xp: Any, x: Any, K: float, n: float) -> Any:
@@ -62,9 +70,16 @@ class Ctx:
         group, row = divmod(purpose, GROUP)
         hit = self._cache.get(group)
         if hit is None or hit[0] is not ids:
-            hit = (ids, uniform(self.xp, self.seed, self.step, group, ids, GROUP))
+            rows = ROWS.get(group, GROUP)
+            hit = (ids, uniform(self.xp, self.seed, self.step, group, ids, rows).reshape(rows, -1))
             self._cache[group] = hit
         return hit[1][row]
+
+    def remap(self, old_ids: Any, new_ids: Any, mask: Any) -> None:
+        """After ``new_ids = old_ids[mask]`` (cells removed), keep their cached draws."""
+        for group, (ids, block) in list(self._cache.items()):
+            if ids is old_ids:
+                self._cache[group] = (new_ids, block[:, mask])
 
 
 class Sense:
