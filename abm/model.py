@@ -302,6 +302,8 @@ class JointModel(mesa.Model):
             pop.keep(keep)
             sense[kind].keep(keep)
             ctx.remap(old_ids, pop["id"], keep)  # the cells' pending draws follow them
+        for pop in pops.values():
+            pop["age"] += np.float32(self.dt_min)  # minutes since the cell appeared
         ch = pops[CHONDROCYTE]
         chondrocyte.update(ch, sense[CHONDROCYTE], ctx, self.agg.reshape(-1)[ch["voxel"]])
         # 3. act: move, secrete/take up, then place newborn cells (they act from next step)
