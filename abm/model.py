@@ -142,6 +142,7 @@ class JointModel(mesa.Model):
             FLS: xp.asarray(synovium), MSC: xp.asarray(surface | (comp == LINING)),
         }  # fmt: skip
         self._vessels = xp.asarray(tissue.vessels)
+        self._fls_capacity = max(1.0, float(self.bio.fls.capacity) * float(synovium.sum()))
         # random keys of the recruitment sites: one id space per recruited type
         self._vessel_keys = {MACROPHAGE: self._vessels, TCELL: self._vessels + self.n_voxels}
         self._cart_idx = xp.asarray(np.flatnonzero(comp == CARTILAGE))
@@ -292,7 +293,8 @@ class JointModel(mesa.Model):
         for kind in (MACROPHAGE, TCELL, FLS, MSC):
             pop = pops[kind]
             if kind == FLS:
-                death, div = fls.update(pop, sense[kind], ctx, self._near_msc(pop))
+                room = max(0.0, 1.0 - pop.n / self._fls_capacity)
+                death, div = fls.update(pop, sense[kind], ctx, self._near_msc(pop), room)
             else:
                 death, div = RULES[kind].update(pop, sense[kind], ctx)
             if div is not None:

@@ -2,8 +2,10 @@
 
 MODEL.md section 4: da/dt = k [H(IL1_eff) + H(TNF) + H(IL17) + drive] (1 - a) damp - d a, with
 damp = 1 - m·near_MSC·(H(PGE2) + H(TSG6))/2: MSC mediators calm FLS only where MSCs are near
-(co-culture, not conditioned medium, works [S] Manferdini 2015). Activated FLS proliferate
-(rate ∝ a) and secrete IL6, CCL2, PROT, PGE2, IL1b ∝ max(a, basal).
+(co-culture, not conditioned medium, works [S] Manferdini 2015). FLS proliferate at
+r (b + a)(1 - N/K): activation drives hyperplasia, a basal rate b keeps a healthy lining, and
+the carrying capacity K (cells per synovium voxel x synovium voxels) makes the synovitis
+saturate. They secrete IL6, CCL2, PROT, PGE2, IL1b ∝ max(a, basal).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from abm.cells.population import Population
 ACTIVATED = 0.5
 
 
-def update(pop: Population, s: Sense, ctx: Ctx, near_msc: Any) -> tuple[Any, Any]:
-    """Advance activation; ``near_msc`` (N,) float 0/1 marks FLS within reach of an MSC."""
+def update(
+    pop: Population, s: Sense, ctx: Ctx, near_msc: Any, crowding: float = 1.0
+) -> tuple[Any, Any]:
+    """Advance activation; ``near_msc`` (N,) float 0/1 marks FLS within reach of an MSC;
+    ``crowding`` = max(0, 1 - N/K) is the logistic room left for proliferation."""
     xp, p, dt = ctx.xp, ctx.bio.fls, ctx.dt
     drive = float(ctx.scenario.inflammatory_drive)
     pro = s.H("IL1_eff") + s.H("TNF") + s.H("IL17") + drive
@@ -27,7 +32,8 @@ def update(pop: Population, s: Sense, ctx: Ctx, near_msc: Any) -> tuple[Any, Any
     a = xp.clip(a + dt * da, 0.0, 1.0).astype(a.dtype)
     pop["state"] = a
     ids = pop["id"]
-    divide = ctx.uniform(FLS_DIV, ids) < event_prob(xp, p.proliferation_rate * a, dt)
+    rate = p.proliferation_rate * (p.basal_proliferation + a) * crowding
+    divide = ctx.uniform(FLS_DIV, ids) < event_prob(xp, rate, dt)
     death = ctx.uniform(FLS_DEATH, ids) < event_prob(xp, p.death_rate, dt)
     return death, divide & ~death
 
