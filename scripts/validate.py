@@ -294,8 +294,8 @@ def analyse(args, cache: Path) -> pd.DataFrame:
         "tnf_fluid": (0.0015, 0.006, "TNF"),
         "ccl2_fluid": (0.05, 0.2, "CCL2"),
     }
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.3))
-    for ax, (key, (lo, hi, label)) in zip(axes, c1.items(), strict=True):
+    fig, axes = plt.subplots(1, 5, figsize=(16, 3.3))
+    for ax, (key, (lo, hi, label)) in zip(axes, c1.items(), strict=False):
         for arm in ("healthy", "oa"):
             t, y = series(runs[arm], key)
             ax.plot(t, y, color=COLORS[arm], label=arm)
@@ -351,6 +351,17 @@ def analyse(args, cache: Path) -> pd.DataFrame:
             "met" if 0.9 <= drift <= 1.1 else "not met",
         )
         L = args.long_days
+        long_drift = window(long_runs, key, L - 5, L).mean() / max(
+            window(long_runs, key, L - 10, L - 5).mean(), 1e-30
+        )
+        add(
+            "C1",
+            f"{label} fluid drift, oa long run (days {L - 5:g}-{L:g} / {L - 10:g}-{L - 5:g})",
+            "oa long",
+            long_drift,
+            "≈ 1 (quasi-steady)",
+            "met" if 0.9 <= long_drift <= 1.1 else "not met",
+        )
         lv = window(long_runs, key, L - 10, L).mean()
         add(
             "C1",
@@ -361,10 +372,39 @@ def analyse(args, cache: Path) -> pd.DataFrame:
             "met" if lo <= lv <= hi else ("partly" if lo / 3 <= lv <= hi * 3 else "not met"),
             "ng/mL",
         )
+    # cell populations behind the fluid levels: do they plateau?
+    ax = axes[4]
+    for key, ls in (("fls_total", "-"), ("macrophage_m1", ":"), ("tcell_treg", "-.")):
+        for arm in ("healthy", "oa"):
+            t, y = series(runs[arm], key)
+            ax.plot(t, y, color=COLORS[arm], ls=ls, label=f"{arm} {key}")
+        t, y = series(long_runs, key)
+        ax.plot(t, y, color=COLORS["oa"], ls=ls, lw=0.8, alpha=0.6)
+        for arm, rr, day in (
+            ("healthy", runs["healthy"], D),
+            ("oa", runs["oa"], D),
+            ("oa long", long_runs, args.long_days),
+        ):
+            v0 = window(rr, key, 0, 0).mean()
+            v1 = window(rr, key, day - 1, day).mean()
+            add(
+                "C1",
+                f"{key}: day 0 -> mean of last day (day {day:g})",
+                arm,
+                v1,
+                f"day 0: {v0:.4g}",
+                "",
+                "cells",
+            )
+    ax.set_yscale("log")
+    ax.set_xlabel("day")
+    ax.set_ylabel("cells in patch")
+    ax.set_title("cells: FLS, M1, Treg")
+    ax.legend(fontsize=6, loc="lower right")
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(
         f"C1 synovial fluid cytokines, mean of {len(seeds)} seed(s) (shaded band: target; "
-        "yellow: averaging window)"
+        f"yellow: averaging window; thin dashed: oa {args.long_days:g}-day run, seed {seeds[0]})"
     )
     fig.tight_layout()
     fig.savefig(FIG / "c1_fluid_cytokines.png")
@@ -638,6 +678,21 @@ def analyse(args, cache: Path) -> pd.DataFrame:
                 ("met" if clear else "marginal (<5%)") if better else "not met",
                 f"rel. change {rel:+.1%}",
             )
+    for arm in ("oa+msc", "dose 1e6", "oa+msc primed"):
+        for k, (met, _) in enumerate(runs[arm]):
+            t = met["time_min"].to_numpy() / 1440.0
+            alive = met["msc_alive"].to_numpy()
+            lic = met["msc_licensed"].to_numpy() / np.maximum(alive, 1)
+            i = np.flatnonzero((t > inj) & (alive > 0) & (lic >= 0.5))
+            add(
+                "C6",
+                "days from injection until half the MSCs are licensed (L > 0.5; empty: never)",
+                f"{arm} seed {seeds[k]}",
+                float(t[i[0]] - inj) if i.size else math.nan,
+                "naive: days, not hours",
+                "",
+                "days",
+            )
     for target, arms_, name in (
         ("C5", ["oa", "oa+msc"], "c5_therapy.png"),
         ("C6", ["oa", "oa+msc", "oa+msc primed", "dose 1e6", "dose 1e6 primed"], "c6_primed.png"),
@@ -820,6 +875,8 @@ UNITS = {  # explicit units by dotted key (fnmatch patterns), before any guess f
     "biology.msc.persistent_fraction": "1",
     "biology.msc.pge2_base": "1",
     "biology.fls.basal_activity": "1",
+    "biology.fls.basal_proliferation": "1",
+    "biology.fls.capacity": "FLS/voxel (synovium)",
     "biology.fls.msc_damping": "1",
     "biology.fls.msc_contact_um": "µm",
     "biology.chondrocyte.density": "cells/voxel",
