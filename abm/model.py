@@ -143,6 +143,7 @@ class JointModel(mesa.Model):
         }  # fmt: skip
         self._vessels = xp.asarray(tissue.vessels)
         self._fls_capacity = max(1.0, float(self.bio.fls.capacity) * float(synovium.sum()))
+        self._mac_capacity = max(1.0, float(self.bio.macrophage.capacity) * float(synovium.sum()))
         # random keys of the recruitment sites: one id space per recruited type
         self._vessel_keys = {MACROPHAGE: self._vessels, TCELL: self._vessels + self.n_voxels}
         self._cart_idx = xp.asarray(np.flatnonzero(comp == CARTILAGE))
@@ -456,8 +457,9 @@ class JointModel(mesa.Model):
         ccl2 = self.u[self.fidx["CCL2"]].reshape(-1)[self._vessels]
         h = hill(xp, ccl2, float(self.bio.fields.CCL2.K), float(self.bio.hill_n))
         sc = self.scenario
+        mac_room = max(0.0, 1.0 - pops[MACROPHAGE].n / self._mac_capacity)
         for kind, rate, purpose in (
-            (MACROPHAGE, 0.0 if self.depleted else sc.mac_recruit_rate, RECRUIT_MAC),
+            (MACROPHAGE, 0.0 if self.depleted else sc.mac_recruit_rate * mac_room, RECRUIT_MAC),
             (TCELL, sc.tcell_recruit_rate, RECRUIT_T),
         ):
             keys = self._vessel_keys[kind]
