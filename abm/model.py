@@ -129,21 +129,20 @@ class JointModel(mesa.Model):
         self._conv = self._secretion_conversion()
 
         comp = tissue.compartment.ravel()
-        self._comp = xp.asarray(comp)
         synovium = (comp == LINING) | (comp == SUBLINING)
-        surface = np.zeros(self.n_voxels, dtype=bool)
         lining_start = tissue.rows["lining"][0]
         self._surface_row = lining_start - 1
-        surface[(lining_start - MSC_SURFACE_ROWS) * self.lateral : lining_start * self.lateral] = (
-            True
-        )
+        surface = np.zeros((self.shape[0], self.lateral), dtype=bool)
+        surface[lining_start - MSC_SURFACE_ROWS : lining_start] = True
+        surface = surface.ravel()
         self._allowed = {
             MACROPHAGE: xp.asarray(synovium), TCELL: xp.asarray(synovium),
             FLS: xp.asarray(synovium), MSC: xp.asarray(surface | (comp == LINING)),
         }  # fmt: skip
         self._vessels = xp.asarray(tissue.vessels)
-        self._fls_capacity = max(1.0, float(self.bio.fls.capacity) * float(synovium.sum()))
-        self._mac_capacity = max(1.0, float(self.bio.macrophage.capacity) * float(synovium.sum()))
+        n_syn = float(synovium.sum())  # carrying capacities, cells per synovium voxel x voxels
+        self._fls_capacity = max(1.0, self.bio.fls.capacity * n_syn)
+        self._mac_capacity = max(1.0, self.bio.macrophage.capacity * n_syn)
         # random keys of the recruitment sites: one id space per recruited type
         self._vessel_keys = {MACROPHAGE: self._vessels, TCELL: self._vessels + self.n_voxels}
         self._cart_idx = xp.asarray(np.flatnonzero(comp == CARTILAGE))
