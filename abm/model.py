@@ -319,8 +319,7 @@ class JointModel(mesa.Model):
         self.time_min = self.steps * self.dt_min
         # 6. events
         self._events(ctx)
-        self._check()
-        # 7. observe
+        # 7. observe (and stop on a bad field: the checks ride on the metrics' one host copy)
         self._observe()
 
     # ------------------------------------------------------------------ step parts
@@ -528,12 +527,11 @@ class JointModel(mesa.Model):
         )
         return n
 
-    def _check(self) -> None:
-        u = self.u
-        lo, hi = float(u.min()), float(u.max())
+    def _check(self, lo: float, hi: float) -> None:
+        """Raise :class:`SimulationError` unless every field value lies in [0, inf)."""
         if lo >= 0 and math.isfinite(hi):
             return
-        host = to_numpy(u)
+        host = to_numpy(self.u)
         bad = ~np.isfinite(host) | (host < 0)
         f = int(np.argmax(bad.reshape(len(FIELD_NAMES), -1).any(axis=1)))
         value = host[f][bad[f]][0]
@@ -546,10 +544,13 @@ class JointModel(mesa.Model):
 
     # ------------------------------------------------------------------ observe
     def _observe(self) -> None:
-        self._last = self._compute_metrics()
+        metrics, lo, hi = self._compute_metrics()
+        self._check(lo, hi)
+        self._last = metrics
         self.datacollector.collect(self)
 
-    def _compute_metrics(self) -> dict[str, float]:
+    def _compute_metrics(self) -> tuple[dict[str, float], float, float]:
+        """The metric row, and the smallest and largest field value (one device->host copy)."""
         xp, pops = self.xp, self.pops
         F = len(FIELD_NAMES)
         means = xp.stack(
@@ -566,7 +567,7 @@ class JointModel(mesa.Model):
             xp.sum(ms["state"] > msc.LICENSED),
             xp.mean(self.agg.reshape(-1)[self._cart_idx]),
             xp.mean(self.col2.reshape(-1)[self._cart_idx]),
-            self._lining_thickness(),
+            self._lining_thickness(), xp.min(self.u), xp.max(self.u),
         ]  # fmt: skip
         vec = to_numpy(xp.concatenate([means.reshape(-1), xp.stack(counts).astype(means.dtype)]))
         vals = [float(v) for v in vec]
@@ -582,7 +583,7 @@ class JointModel(mesa.Model):
             chondrocyte_catabolic=c[9], msc_alive=float(ms.n), msc_licensed=c[10],
             cartilage_agg=c[11], cartilage_col2=c[12],
         )  # fmt: skip
-        return {n: out[n] for n in self._names}
+        return {n: out[n] for n in self._names}, c[14], c[15]
 
     def _lining_thickness(self) -> Any:
         """Mean depth (µm) of the unbroken layer of FLS + macrophages below the fluid."""
