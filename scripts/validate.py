@@ -877,6 +877,7 @@ UNITS = {  # explicit units by dotted key (fnmatch patterns), before any guess f
     "biology.fls.basal_activity": "1",
     "biology.fls.basal_proliferation": "1",
     "biology.fls.capacity": "FLS/voxel (synovium)",
+    "biology.macrophage.capacity": "macrophages/voxel (synovium)",
     "biology.fls.msc_damping": "1",
     "biology.fls.msc_contact_um": "µm",
     "biology.chondrocyte.density": "cells/voxel",
