@@ -48,11 +48,6 @@ class Tissue:
         """Volume of one voxel in mL (a 2D lattice is a slab one voxel thick)."""
         return self.dx_um**3 * 1e-12
 
-    def mask(self, *names: str) -> np.ndarray:
-        """Boolean (*shape) mask of the union of the named compartments."""
-        codes = [k for k, v in COMPARTMENTS.items() if v in names]
-        return np.isin(self.compartment, codes)
-
     def transport(self, bio: Any, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
         """Per-voxel diffusivity (F, *shape) in µm²/min and decay (F, *shape) in 1/min.
 
