@@ -14,13 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from abm.errors import BackendError
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("numpy", "cupy", "auto")
-
-
-class BackendError(RuntimeError):
-    """The requested backend cannot be used on this machine (one clear line)."""
 
 
 @dataclass(frozen=True)

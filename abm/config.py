@@ -18,6 +18,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from abm.errors import ConfigError
+
 KNOCKOUTS = ("pge2", "tsg6", "ido", "tgfb", "il1ra")
 SCENARIOS = ("healthy", "oa", "oa_mild")
 THERAPIES = ("none", "msc")
@@ -26,10 +28,6 @@ FIELD_NAMES = (
     "PGE2", "TSG6", "KYN", "IL1RA", "CCL2", "PROT",
 )  # fmt: skip
 MATRIX_FIELDS = ("AGG", "COL2")
-
-
-class ConfigError(ValueError):
-    """A bad config value: the message is one line naming the key."""
 
 
 @dataclass

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import mesa
@@ -55,6 +57,7 @@ from abm.cells.population import (
     Population,
 )  # fmt: skip
 from abm.config import FIELD_NAMES, MATRIX_FIELDS, plain
+from abm.errors import SimulationError
 from abm.tissue import CARTILAGE, COMPARTMENTS, FLUID, LINING, SUBLINING, build_tissue
 from kernels.diffusion import make_stepper
 from kernels.exchange import gather, scatter_add
@@ -66,11 +69,9 @@ logging.getLogger("MESA").setLevel(logging.WARNING)  # mesa logs every step at I
 
 AVOGADRO = 6.02214076e23
 RULES = {MACROPHAGE: macrophage, TCELL: tcell, FLS: fls, CHONDROCYTE: chondrocyte, MSC: msc}
+PHASES = ("sense", "decide", "act", "transport", "tissue", "events", "observe")  # step order
+_NO_TIMER = nullcontext()
 MSC_SURFACE_ROWS = 2  # fluid rows next to the lining where adhered MSCs sit and move
-
-
-class SimulationError(RuntimeError):
-    """The state went bad (non-finite or negative field): one line naming field, place, step."""
 
 
 def metric_names() -> list[str]:
@@ -105,6 +106,7 @@ class JointModel(mesa.Model):
         super().__init__(seed=int(cfg.seed))
         self.cfg = cfg
         self.seed = int(cfg.seed)
+        self._timer: Callable[[str], AbstractContextManager] | None = None
         self.backend = get_backend(cfg.backend.name)
         xp = self.xp = self.backend.xp
         self.bio = plain(cfg.biology)  # plain dicts: cheap reads in the step loop
@@ -279,48 +281,56 @@ class JointModel(mesa.Model):
         return self.metrics
 
     # ------------------------------------------------------------------ the step
+    def set_phase_timer(self, timer: Callable[[str], AbstractContextManager] | None) -> None:
+        """Time the phases of :meth:`step`: ``timer(name)`` is entered around each phase
+        (names in :data:`PHASES`); ``None`` removes it. The benchmark's hook (abm.bench)."""
+        self._timer = timer
+
+    def _phase(self, name: str) -> AbstractContextManager:
+        return _NO_TIMER if self._timer is None else self._timer(name)
+
     def step(self) -> None:
-        """One step of ``dt_min`` minutes in the order of MODEL.md section 3."""
+        """One step of ``dt_min`` minutes in the order of :data:`PHASES`."""
         xp = self.xp
         ctx = Ctx(xp, self.seed, int(self.steps), self.dt_min, self.bio, self.scenario,
                   self.knockouts)  # fmt: skip
         pops = self.pops
-        # 1. sense
-        sense = {k: Sense(xp, gather(self.u, p["voxel"]), FIELD_NAMES, self.bio)
-                 for k, p in pops.items()}  # fmt: skip
-        # 2. decide: states and deaths (divisions placed in 3.)
-        divide: dict[int, Any] = {}
-        for kind in (MACROPHAGE, TCELL, FLS, MSC):
-            pop = pops[kind]
-            if kind == FLS:
-                room = max(0.0, 1.0 - pop.n / self._fls_capacity)
-                death, div = fls.update(pop, sense[kind], ctx, self._near_msc(pop), room)
-            else:
-                death, div = RULES[kind].update(pop, sense[kind], ctx)
-            if div is not None:
-                divide[kind] = div[~death]
-            keep = ~death
-            old_ids = pop["id"]
-            pop.keep(keep)
-            sense[kind].keep(keep)
-            ctx.remap(old_ids, pop["id"], keep)  # the cells' pending draws follow them
-        for pop in pops.values():
-            pop["age"] += np.float32(self.dt_min)  # minutes since the cell appeared
-        ch = pops[CHONDROCYTE]
-        chondrocyte.update(ch, sense[CHONDROCYTE], ctx, self.agg.reshape(-1)[ch["voxel"]])
-        # 3. act: move, secrete/take up, then place newborn cells (they act from next step)
-        self._move(ctx)
-        self._secrete(sense, ctx)
-        self._births(ctx, divide)
-        # 4. transport
-        self.u = self.stepper(self.u, self._source, self._uptake)
-        # 5. tissue: matrix
-        self._matrix(ctx, sense[CHONDROCYTE])
+        with self._phase("sense"):
+            sense = {k: Sense(xp, gather(self.u, p["voxel"]), FIELD_NAMES, self.bio)
+                     for k, p in pops.items()}  # fmt: skip
+        with self._phase("decide"):  # states and deaths (divisions placed in act)
+            divide: dict[int, Any] = {}
+            for kind in (MACROPHAGE, TCELL, FLS, MSC):
+                pop = pops[kind]
+                if kind == FLS:
+                    room = max(0.0, 1.0 - pop.n / self._fls_capacity)
+                    death, div = fls.update(pop, sense[kind], ctx, self._near_msc(pop), room)
+                else:
+                    death, div = RULES[kind].update(pop, sense[kind], ctx)
+                if div is not None:
+                    divide[kind] = div[~death]
+                keep = ~death
+                old_ids = pop["id"]
+                pop.keep(keep)
+                sense[kind].keep(keep)
+                ctx.remap(old_ids, pop["id"], keep)  # the cells' pending draws follow them
+            for pop in pops.values():
+                pop["age"] += np.float32(self.dt_min)  # minutes since the cell appeared
+            ch = pops[CHONDROCYTE]
+            chondrocyte.update(ch, sense[CHONDROCYTE], ctx, self.agg.reshape(-1)[ch["voxel"]])
+        with self._phase("act"):  # move, secrete/take up, place newborn cells
+            self._move(ctx)
+            self._secrete(sense, ctx)
+            self._births(ctx, divide)
+        with self._phase("transport"):
+            self.u = self.stepper(self.u, self._source, self._uptake)
+        with self._phase("tissue"):
+            self._matrix(ctx, sense[CHONDROCYTE])
         self.time_min = self.steps * self.dt_min
-        # 6. events
-        self._events(ctx)
-        # 7. observe (and stop on a bad field: the checks ride on the metrics' one host copy)
-        self._observe()
+        with self._phase("events"):
+            self._events(ctx)
+        with self._phase("observe"):  # and stop on a bad field (checks ride on the metrics' copy)
+            self._observe()
 
     # ------------------------------------------------------------------ step parts
     def _secrete(self, sense: dict[int, Sense], ctx: Ctx) -> None:

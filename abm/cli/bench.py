@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from abm.errors import BenchError
+
 log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
@@ -126,8 +128,6 @@ CELL_CASES: dict[str, dict[str, CellCase]] = {
 
 
 # ------------------------------------------------------------------------------------ backends
-class BenchError(RuntimeError):
-    """Bad input for a benchmark (one line)."""
 
 
 def default_backends() -> list[str]:

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from abm.errors import ResumeError
 from abm.observers.base import TIME_EPS_MIN, Observer, Status
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ CHECKPOINT_SCHEMA = "oa-abm-checkpoint/1"
 CHECKPOINT_FILE = "checkpoint.h5"
 # What a resumed run may change: how long it runs, and what it writes.
 RESUMABLE_KEYS = ("sim.days", "output", "resume")
-
-
-class ResumeError(ValueError):
-    """A resume that cannot go ahead (one line naming the file or the key)."""
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from abm.errors import RunFileError
 from abm.observers.hdf5 import CELL_COLUMNS, RUN_FILE, SCHEMA
 
 _REQUIRED = (
@@ -35,10 +36,6 @@ _REQUIRED = (
     *(f"cells/{c}" for c in CELL_COLUMNS),
 )
 AXIS_NAMES = ("x", "y", "z")
-
-
-class RunFileError(ValueError):
-    """A run file that cannot be read: the message names the file and what is wrong."""
 
 
 def _read_mapping(obj: h5py.HLObject) -> dict[int, str]:
