@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from abm.config import FIELD_NAMES, compartment_rows
+from abm.config import compartment_rows
+from abm.params import FIELD_NAMES
 
 BONE, CARTILAGE, FLUID, LINING, SUBLINING = range(5)
 COMPARTMENTS = {BONE: "bone", CARTILAGE: "cartilage", FLUID: "fluid", LINING: "lining",

@@ -1,5 +1,58 @@
-"""Cell types: populations (struct of arrays) and one module of rules per type.
+"""Cell types: one module per type (its parameters, columns and rules) and their registry.
 
-Data flow: model.step -> sense (gather) -> each rule module's ``update`` (state, events) and
-``secretion`` (molecules/cell/s per field) -> the model scatters sources and moves cells.
+Data flow: the model instantiates every registered :class:`~abm.cells.base.CellType` with its
+parameters (``biology.<name>``), keeps one population per type
+(:class:`~abm.cells.population.Populations`) and calls the same methods of each type in the
+step order (see :mod:`abm.cells.base`). Registry order fixes the run-file type codes and the
+phenotype codes; the five built-in types register on import of this package.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_REGISTRY: dict[str, Any] = {}
+
+
+def register(cls: Any) -> Any:
+    """Class decorator: add a cell type (type code and phenotype codes follow registry order)."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"a cell type named {cls.name!r} is already registered")
+    if cls.name not in _REGISTRY:
+        cls.code = len(_REGISTRY)
+        cls.phenotype_offset = sum(len(t.phenotypes) for t in _REGISTRY.values())
+        _REGISTRY[cls.name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove the last registered type ``name`` (tests that add a toy type clean up with it)."""
+    if list(_REGISTRY)[-1] != name:
+        raise ValueError(f"only the last registered cell type can be removed, not {name!r}")
+    del _REGISTRY[name]
+
+
+def registry() -> list[Any]:
+    """The registered cell types (classes), in registry order."""
+    return list(_REGISTRY.values())
+
+
+def type_codes() -> dict[int, str]:
+    """Run-file type code -> type name."""
+    return {t.code: t.name for t in _REGISTRY.values()}
+
+
+def phenotype_codes() -> dict[int, str]:
+    """Run-file phenotype code -> phenotype name (one table for every type)."""
+    return {t.phenotype_offset + i: ph for t in _REGISTRY.values()
+            for i, ph in enumerate(t.phenotypes)}  # fmt: skip
+
+
+# the built-in types, in registry order (type codes 0-4)
+# isort: off
+from abm.cells import macrophage  # noqa: E402, F401
+from abm.cells import tcell  # noqa: E402, F401
+from abm.cells import fls  # noqa: E402, F401
+from abm.cells import chondrocyte  # noqa: E402, F401
+from abm.cells import msc  # noqa: E402, F401
+# isort: on

@@ -1,55 +1,148 @@
-"""T-cell rules: naive -> Th1 / Th17 / Treg by local cues, MSC-suppressed effector proliferation.
+"""T cells: naive -> Th1 / Th17 / Treg by local cues, MSC-suppressed effector proliferation,
+recruitment at vessels, random walk with CCL2 chemotaxis.
 
-MODEL.md section 4: Th1 ∝ H(IFNg) + H(IL1_eff) (IL-1b stands in for M1 contact), Th17 ∝
-H(IL6) H(IL1_eff), Treg ∝ H(TGFb) (1 + H(PGE2) + H(KYN)); effector proliferation × (1 - H(KYN))
-(1 - H(PGE2)) (1 - H(TGFb)) (IDO [S] Krampera 2006; PGE2 [S] Aggarwal & Pittenger 2005; TGF-b
-[S] Di Nicola 2002), and needs inflammation: × H(IL1_eff). ``state`` holds that suppression
-factor (1 = unsuppressed).
+Th1 ∝ H(IFNg) + H(IL1_eff) (IL-1b stands in for M1 contact), Th17 ∝ H(IL6) H(IL1_eff), Treg ∝
+H(TGFb) (1 + H(PGE2) + H(KYN)); effector proliferation × (1 - H(KYN)) (1 - H(PGE2))
+(1 - H(TGFb)) (IDO [S] Krampera 2006; PGE2 [S] Aggarwal & Pittenger 2005; TGF-b [S] Di Nicola
+2002), and needs inflammation: × H(IL1_eff). ``state`` holds that suppression factor
+(1 = unsuppressed).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from abm.cells.base import T_DEATH, T_DIFF, T_DIFF_PICK, T_DIV, Ctx, Sense, event_prob
-from abm.cells.population import NAIVE, TH1, TH17, TREG, Population
+import numpy as np
 
+from abm.cells import register
+from abm.cells.base import CellType, Fate, Seeding, StepContext, WorldDraw, draws, event_prob
+from abm.cells.population import NAIVE, TH1, TH17, TREG
+from abm.metrics import Metric
+from abm.params import group, param, table
 
-def update(pop: Population, s: Sense, ctx: Ctx) -> tuple[Any, Any]:
-    """Differentiate naive cells, decide divisions and deaths; return (death, divide) masks."""
-    xp, p, dt = ctx.xp, ctx.bio.tcell, ctx.dt
-    ids, subset = pop["id"], pop["subset"]
-    r1 = p.th1_rate * (s.H("IFNg") + s.H("IL1_eff"))
-    r17 = p.th17_rate * s.H("IL6") * s.H("IL1_eff")
-    rreg = p.treg_rate * s.H("TGFb") * (1.0 + s.H("PGE2") + s.H("KYN"))
-    total = r1 + r17 + rreg
-    go = (subset == NAIVE) & (ctx.uniform(T_DIFF, ids) < event_prob(xp, total, dt))
-    pick = ctx.uniform(T_DIFF_PICK, ids) * total
-    new = xp.where(pick < r1, TH1, xp.where(pick < r1 + r17, TH17, TREG)).astype(subset.dtype)
-    subset = xp.where(go, new, subset)
-    pop["subset"] = subset
-
-    supp = (1.0 - s.H("KYN")) * (1.0 - s.H("PGE2")) * (1.0 - s.H("TGFb"))
-    pop["state"] = supp.astype(pop["state"].dtype)
-    effector = (subset == TH1) | (subset == TH17)
-    rate = xp.where(effector, p.proliferation_rate * supp * s.H("IL1_eff"), 0.0)
-    rate = xp.where(subset == TREG, p.treg_proliferation_rate * s.H("TGFb"), rate)
-    divide = ctx.uniform(T_DIV, ids) < event_prob(xp, rate, dt)
-    death = ctx.uniform(T_DEATH, ids) < event_prob(xp, p.death_rate, dt)
-    return death, divide & ~death
+SUBSETS = {NAIVE: "naive", TH1: "th1", TH17: "th17", TREG: "treg"}
 
 
-def secretion(pop: Population, s: Sense, ctx: Ctx) -> dict[str, Any]:
-    """Th1: IFNg, TNF; Th17: IL17; Treg: IL10, TGFb (molecules/cell/s)."""
-    rates, subset = ctx.bio.tcell.secretion, pop["subset"]
-    out: dict[str, Any] = {}
-    for code, name in ((TH1, "th1"), (TH17, "th17"), (TREG, "treg")):
-        on = (subset == code).astype(pop["state"].dtype)
-        for field, r in rates[name].items():
-            out[field] = out[field] + r * on if field in out else r * on
-    return out
+@draws
+class Draw(enum.IntEnum):
+    DIFF = 10
+    DIFF_PICK = 11
+    DIV = 12
+    DEATH = 13
+    MOVE = 14
+    DIR = 15
+    DIV_DIR = 16
+    DIV_PRIO = 17
 
 
-def phenotype(xp: Any, subset: Any) -> Any:
-    """Phenotype codes 3 naive, 4 Th1, 5 Th17, 6 Treg."""
-    return (subset + 3).astype(xp.int8)
+SOURCE = "calibrated"
+
+
+@dataclass(frozen=True)
+class Secretion:
+    """Secretion of each differentiated subset (molecules/cell/s)."""
+
+    th1: dict[str, float] = table({"IFNg": 0.05, "TNF": 0.002}, "molecules/cell/s", SOURCE)
+    th17: dict[str, float] = table({"IL17": 0.1}, "molecules/cell/s", SOURCE)
+    treg: dict[str, float] = table({"IL10": 0.5, "TGFb": 0.5}, "molecules/cell/s", SOURCE)
+
+
+@dataclass(frozen=True)
+class Params:
+    th1_rate: float = param(0.0005, "1/min", "assumed", doc="per unit of H(IFNg) + H(IL1_eff)")
+    th17_rate: float = param(0.0005, "1/min", "assumed", doc="per unit of H(IL6)·H(IL1_eff)")
+    treg_rate: float = param(0.0005, "1/min", "assumed",
+                             doc="per unit of H(TGFb)·(1 + H(PGE2) + H(KYN))")  # fmt: skip
+    proliferation_rate: float = param(
+        0.00025, "1/min", "assumed", doc="effector division, unsuppressed, full inflammation"
+    )
+    treg_proliferation_rate: float = param(0.0001, "1/min",
+                                           "assumed: below death_rate so Tregs need induction",
+                                           doc="per unit H(TGFb)")  # fmt: skip
+    death_rate: float = param(0.00014, "1/min", "assumed: ~5 days in tissue")
+    speed_um_min: float = param(5.0, "µm/min", "[R]", plausible=(1.0, 20.0))
+    chemotaxis: float = param(1.0, "1", "assumed", plausible=(0.0, 10.0))
+    secretion: Secretion = group(Secretion, SOURCE, "Th1: IFNg, TNF; Th17: IL17; Treg: IL10, TGFb")
+    uptake: dict[str, float] = table({}, "1/min", "assumed")
+
+
+@register
+class TCell(CellType):
+    """T cells of the sublining (naive, Th1, Th17, Treg)."""
+
+    name = "tcell"
+    title = "T cells"
+    Params = Params
+    columns: ClassVar[dict[str, Any]] = {"subset": np.int8}
+    phenotypes = ("naive", "Th1", "Th17", "Treg")
+    habitat = ("synovium",)
+    seed_order = 3
+    divide_draws = (Draw.DIV_DIR, Draw.DIV_PRIO)
+    recruit_draw = WorldDraw.RECRUIT_T
+
+    def seeding(self, scenario: Any) -> list[Seeding]:
+        return [Seeding(4, "sublining", scenario.tcell_density)]
+
+    def initial(self, ctx: Any, ids: Any) -> dict[str, Any]:
+        xp = ctx.xp
+        cum = np.cumsum(np.asarray(ctx.scenario.tcell_subsets, dtype=np.float64))
+        u = ctx.uniform(12, ids)
+        subset = xp.sum(u[None, :] >= xp.asarray(cum[:-1], dtype=u.dtype)[:, None], axis=0)
+        return {"subset": subset, "state": xp.ones(ids.shape[0])}
+
+    def update(self, ctx: StepContext, pop: Any) -> Fate:
+        """Differentiate naive cells, decide divisions and deaths."""
+        xp, p, dt, s = ctx.xp, self.p, ctx.dt, ctx.sense[self.name]
+        ids, subset = pop["id"], pop["subset"]
+        r1 = p.th1_rate * (s.H("IFNg") + s.H("IL1_eff"))
+        r17 = p.th17_rate * s.H("IL6") * s.H("IL1_eff")
+        rreg = p.treg_rate * s.H("TGFb") * (1.0 + s.H("PGE2") + s.H("KYN"))
+        total = r1 + r17 + rreg
+        go = (subset == NAIVE) & (ctx.uniform(Draw.DIFF, ids) < event_prob(xp, total, dt))
+        pick = ctx.uniform(Draw.DIFF_PICK, ids) * total
+        new = xp.where(pick < r1, TH1, xp.where(pick < r1 + r17, TH17, TREG)).astype(subset.dtype)
+        subset = xp.where(go, new, subset)
+        pop["subset"] = subset
+
+        supp = (1.0 - s.H("KYN")) * (1.0 - s.H("PGE2")) * (1.0 - s.H("TGFb"))
+        pop["state"] = supp.astype(pop["state"].dtype)
+        effector = (subset == TH1) | (subset == TH17)
+        rate = xp.where(effector, p.proliferation_rate * supp * s.H("IL1_eff"), 0.0)
+        rate = xp.where(subset == TREG, p.treg_proliferation_rate * s.H("TGFb"), rate)
+        divide = ctx.uniform(Draw.DIV, ids) < event_prob(xp, rate, dt)
+        death = ctx.uniform(Draw.DEATH, ids) < event_prob(xp, p.death_rate, dt)
+        return Fate(death=death, divide=divide & ~death)
+
+    def motility(self, ctx: StepContext, pop: Any) -> Any:
+        return ctx.world.walk(ctx, pop, speed_um_min=self.p.speed_um_min,
+                              chemotaxis=self.p.chemotaxis, mobile=None,
+                              draw=(Draw.MOVE, Draw.DIR))  # fmt: skip
+
+    def secretion(self, ctx: StepContext, pop: Any) -> dict[str, Any]:
+        """Th1: IFNg, TNF; Th17: IL17; Treg: IL10, TGFb (molecules/cell/s)."""
+        subset = pop["subset"]
+        out: dict[str, Any] = {}
+        for code, key in ((TH1, "th1"), (TH17, "th17"), (TREG, "treg")):
+            on = (subset == code).astype(pop["state"].dtype)
+            for f, r in getattr(self.p.secretion, key).items():
+                out[f] = out[f] + r * on if f in out else r * on
+        return out
+
+    def recruitment(self, ctx: StepContext, n: int) -> float:
+        return ctx.scenario.tcell_recruit_rate
+
+    def recruited(self, ctx: StepContext, ids: Any) -> dict[str, Any]:
+        return {"state": ctx.xp.ones(ids.shape[0])}
+
+    def phenotype(self, xp: Any, pop: Any) -> Any:
+        """0 naive, 1 Th1, 2 Th17, 3 Treg (the subset code)."""
+        return pop["subset"].astype(xp.int8)
+
+    def metrics(self) -> list[Metric]:
+        def count(code: int) -> Any:
+            return lambda m: m.xp.sum(m.cells[self.name]["subset"] == code)
+
+        return [Metric(f"tcell_{key}", "cells", f"T cells of subset {key}", count(code))
+                for code, key in SUBSETS.items()]  # fmt: skip

@@ -1,0 +1,455 @@
+"""Typed biology parameters: every parameter declared once, in code, with value, unit, source
+and a plausible range (config stage of the data flow).
+
+Declarations are frozen dataclasses whose fields carry metadata (:func:`param`, :func:`table`):
+the shared ones here (diffusing fields, matrix, Hill exponent, fluid clearance), each cell
+type's in its own module (``abm/cells/<type>.py``, class ``Params``). From them:
+
+- :func:`biology_schema` derives the (mutable) dataclass that Hydra composes ``biology.*``
+  overrides against, so a value of the wrong type names its key before any work;
+- :func:`check_biology` checks every value against its hard bounds (one line naming the key,
+  the expected type, unit and range);
+- :func:`load_biology` turns the validated config into the frozen :class:`Biology` the model
+  reads in its step loop (plain attribute reads, no DictConfig);
+- :func:`parameter_rows` / :func:`parameters_md` write ``docs/parameters.md``
+  (``python -m abm.params > docs/parameters.md``); the plausible ranges are what sensitivity
+  analysis and calibration sample.
+
+Source tags: ``[S]`` read in the named source, ``[R]`` recalled/unverified, ``[D]`` derived,
+``calibrated`` (set to meet the validation targets, docs/validation.md), ``assumed`` (no
+source; a plausible value). Sources are listed in docs/sources.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
+from typing import Any, get_type_hints
+
+from abm.errors import ConfigError
+
+FIELD_NAMES = (
+    "IL1b", "TNF", "IFNg", "IL6", "IL17", "IL10", "TGFb",
+    "PGE2", "TSG6", "KYN", "IL1RA", "CCL2", "PROT",
+)  # fmt: skip
+MATRIX_FIELDS = ("AGG", "COL2")
+NONNEG = (0.0, math.inf)  # default hard bounds: a finite number >= 0
+FRACTION = (0.0, 1.0)
+DEFAULT_SPREAD = 10.0  # plausible range of a parameter with no better knowledge: value ÷/× 10
+
+
+def param(
+    value: Any,
+    unit: str,
+    source: str,
+    *,
+    plausible: tuple[float, float] | None = None,
+    bounds: tuple[float, float] = NONNEG,
+    doc: str = "",
+) -> Any:
+    """A declared scalar: ``value`` in ``unit``; ``source`` = tag + note; ``plausible`` range
+    (default value ÷/× 10); ``bounds`` = hard limits that validation enforces."""
+    if plausible is None and isinstance(value, int | float) and not isinstance(value, bool):
+        plausible = (value / DEFAULT_SPREAD, value * DEFAULT_SPREAD) if value else (0.0, 0.0)
+    meta = {"unit": unit, "source": source, "plausible": plausible, "bounds": bounds, "doc": doc}
+    return field(default=value, metadata=meta)
+
+
+def table(
+    values: Mapping[str, float], unit: str, source: str, *, doc: str = "", keys: Any = FIELD_NAMES
+) -> Any:
+    """A declared name -> value table (e.g. secretion rates per field); each entry is a
+    parameter with ``unit`` and bounds [0, inf), plausible value ÷/× 10; keys from ``keys``."""
+    meta = {"unit": unit, "source": source, "plausible": "x", "bounds": NONNEG, "doc": doc,
+            "keys": tuple(keys)}  # fmt: skip
+    frozen = dict(values)
+    return field(default_factory=lambda: dict(frozen), metadata=meta)
+
+
+def group(factory: Any, source: str = "", doc: str = "") -> Any:
+    """A nested group of parameters (a declaration dataclass)."""
+    return field(default_factory=factory, metadata={"source": source, "doc": doc})
+
+
+# ------------------------------------------------------------------ shared declarations
+@dataclass(frozen=True)
+class FieldParams:
+    """Transport and sensing of one diffusing field."""
+
+    D_fluid: float = param(1500.0, "µm²/min", "[R]", plausible=None, doc="diffusivity in fluid")
+    D_synovium: float = param(1500.0, "µm²/min", "[R]", doc="diffusivity in the synovium")
+    D_cartilage: float = param(600.0, "µm²/min", "[R]", doc="diffusivity in cartilage")
+    decay: float = param(0.02, "1/min", "[R]", doc="first-order decay")
+    K: float = param(1.0, "conc", "[R]", doc="Hill constant for sensing (field units)")
+    mw_kda: float = param(17.0, "kDa", "[R]", doc="molecular weight: secretion -> concentration")
+    units: str = param("ng/mL", "-", "convention", bounds=(0, 0), doc="ng/mL or µM")
+
+
+def _f(D: float, Dc: float, decay: float, K: float, mw: float, units: str = "ng/mL") -> Any:
+    return FieldParams(D, D, Dc, decay, K, mw, units)
+
+
+def _fieldp(value: FieldParams, source: str) -> Any:
+    return field(default_factory=lambda: value, metadata={"source": source, "doc": ""})
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The 13 diffusing fields (``fields["IL1b"]`` or ``fields.IL1b``)."""
+
+    IL1b: FieldParams = _fieldp(
+        _f(1500, 600, 0.02, 0.005, 17.0), "D, decay [R]; K calibrated near SF levels (Sohn 2012)"
+    )
+    TNF: FieldParams = _fieldp(_f(1000, 400, 0.03, 0.01, 51.0), "[R]; trimer 51 kDa")
+    IFNg: FieldParams = _fieldp(_f(1500, 600, 0.02, 0.02, 17.0), "[R]")
+    IL6: FieldParams = _fieldp(_f(1500, 600, 0.02, 1.0, 21.0),
+                               "[R]; K near SF IL-6 (Sohn 2012)")  # fmt: skip
+    IL17: FieldParams = _fieldp(_f(1500, 600, 0.02, 0.02, 35.0), "[R] homodimer")
+    IL10: FieldParams = _fieldp(_f(1500, 600, 0.02, 0.05, 37.0), "[R] homodimer")
+    TGFb: FieldParams = _fieldp(_f(300, 150, 0.005, 1.0, 25.0),
+                                "[R] binds matrix: slow; K calibrated (C3)")  # fmt: skip
+    PGE2: FieldParams = _fieldp(_f(10000, 5000, 0.05, 2.0, 0.352),
+                                "[R] small lipid; K ~6 nM calibrated: FLS PGE2 alone must not "
+                                "suppress T cells (C3)")  # fmt: skip
+    TSG6: FieldParams = _fieldp(_f(1000, 400, 0.01, 0.5, 35.0), "[R]")
+    KYN: FieldParams = _fieldp(_f(15000, 8000, 0.005, 2.0, 0.208, "µM"), "[R]; K in µM")
+    IL1RA: FieldParams = _fieldp(_f(1500, 600, 0.02, 1.0, 17.0), "[R]; K = K_ra of IL1_eff")
+    CCL2: FieldParams = _fieldp(_f(2000, 800, 0.02, 0.1, 11.0),
+                                "[R]; K near SF CCL2 (Sohn 2012)")  # fmt: skip
+    PROT: FieldParams = _fieldp(_f(300, 300, 0.002, 1.0, 60.0), "[R] lumped MMP-13/ADAMTS-5")
+
+    def __getitem__(self, name: str) -> FieldParams:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class MatrixParams:
+    """Cartilage matrix: aggrecan (AGG) and collagen II (COL2), healthy = 1."""
+
+    agg_synthesis: float = param(0.0002, "1/min", "assumed: aggrecan turnover ~ days-weeks",
+                                 doc="synthesis at full drive")  # fmt: skip
+    agg_degradation: float = param(0.00002, "1/min per ng/mL PROT",
+                                   "calibrated: OA loses aggrecan over weeks")  # fmt: skip
+    col2_synthesis: float = param(0.0, "1/min", "[S] Heinemeier 2016: barely resynthesised",
+                                  plausible=(0.0, 1e-5))  # fmt: skip
+    col2_degradation: float = param(0.0001, "1/min per ng/mL PROT",
+                                    "calibrated; only where AGG < agg_threshold")  # fmt: skip
+    agg_threshold: float = param(0.3, "1 (AGG)", "[S] Karsdal 2008: aggrecan goes first",
+                                 plausible=(0.1, 0.6), bounds=FRACTION)  # fmt: skip
+
+
+SHARED = {
+    "hill_n": param(1.0, "1", "assumed: n = 1-2 for cytokine responses", plausible=(1.0, 2.0),
+                    bounds=(1e-9, 8.0), doc="Hill exponent of every sensed field"),
+    "fluid_clearance": param(0.005, "1/min", "[D] lymphatic clearance of the synovial fluid",
+                             plausible=(0.001, 0.05), doc="extra decay in the fluid"),
+    "fields": group(Fields, doc="diffusing fields"),
+    "matrix": group(MatrixParams, doc="cartilage matrix"),
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------ Biology (frozen, built)
+class Biology:
+    """The frozen biology parameters of a run: ``bio.hill_n``, ``bio.fields["IL1b"].K``,
+    ``bio.matrix.agg_threshold``, and one group per cell type (``bio.macrophage.death_rate``)."""
+
+    __slots__ = ("_groups", "fields", "fluid_clearance", "hill_n", "matrix")
+
+    def __init__(self, hill_n: float, fluid_clearance: float, fields: Fields,
+                 matrix: MatrixParams, groups: Mapping[str, Any]) -> None:  # fmt: skip
+        object.__setattr__(self, "hill_n", float(hill_n))
+        object.__setattr__(self, "fluid_clearance", float(fluid_clearance))
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "_groups", dict(groups))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._groups[name]
+        except KeyError:
+            raise AttributeError(f"biology has no parameter group {name!r}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to biology.{name}")
+
+    def __repr__(self) -> str:
+        return f"Biology(groups={sorted(self._groups)})"
+
+
+def declarations() -> dict[str, Any]:
+    """Name -> field declaration of ``biology``: the shared ones, then one group per
+    registered cell type (its ``Params`` class)."""
+    from abm.cells import registry
+
+    out = dict(SHARED)
+    for ct in registry():
+        out[ct.name] = group(ct.Params, doc=ct.__doc__.splitlines()[0] if ct.__doc__ else "")
+    return out
+
+
+# ------------------------------------------------------------------ Hydra schema
+_MUTABLE: dict[type, type] = {}
+
+
+def mutable(cls: type) -> type:
+    """A non-frozen mirror of declaration dataclass ``cls`` (Hydra cannot override frozen
+    ones), with the same fields, types and defaults."""
+    if cls in _MUTABLE:
+        return _MUTABLE[cls]
+    hints = get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    spec = []
+    for f in fields(cls):
+        tp = hints[f.name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            sub = mutable(tp)
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            spec.append((f.name, sub, field(default_factory=_converter(sub, default))))
+        elif f.default_factory is not MISSING:
+            spec.append((f.name, tp, field(default_factory=f.default_factory)))
+        else:
+            spec.append((f.name, tp, field(default=f.default)))
+    out = make_dataclass(f"{cls.__name__}Conf", spec)
+    out.__module__ = __name__
+    _MUTABLE[cls] = out
+    return out
+
+
+def _converter(sub: type, default: Any) -> Any:
+    def make() -> Any:
+        return sub(**{f.name: _plain(getattr(default, f.name)) for f in fields(default)})
+
+    return make
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return _converter(mutable(type(value)), value)()
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def biology_schema() -> type:
+    """The dataclass Hydra composes ``biology`` against (shared groups + each cell type)."""
+    spec = []
+    for name, decl in declarations().items():
+        if decl.default_factory is not MISSING:  # a group
+            value = decl.default_factory()
+            sub = mutable(type(value))
+            spec.append((name, sub, field(default_factory=_converter(sub, value))))
+        else:
+            spec.append((name, float, field(default=decl.default)))
+    return make_dataclass("BiologyConf", spec)
+
+
+# ------------------------------------------------------------------ walking declarations
+@dataclass(frozen=True)
+class Declared:
+    """One declared parameter: dotted key, default value, unit, source, ranges, doc."""
+
+    key: str
+    value: Any
+    unit: str
+    source: str
+    plausible: tuple[float, float] | None
+    bounds: tuple[float, float]
+    doc: str
+    keys: tuple[str, ...] | None = None  # allowed keys of a table entry's parent
+
+
+def _walk(obj: Any, prefix: str, source: str) -> Iterator[Declared]:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}.{f.name}"
+        meta = f.metadata
+        if is_dataclass(value):
+            yield from _walk(value, key, meta.get("source", source) or source)
+        elif isinstance(value, dict) and "keys" in meta:
+            yield from _table_rows(key, value, meta)
+        else:
+            src = meta.get("source", "")
+            if source and (not src or src == "[R]"):
+                src = source  # a field's own note covers its entries
+            yield Declared(key, value, meta.get("unit", ""), src, meta.get("plausible"),
+                           meta.get("bounds", NONNEG), meta.get("doc", ""))  # fmt: skip
+
+
+def _table_rows(key: str, table_: dict, meta: Mapping[str, Any]) -> Iterator[Declared]:
+    for name, v in table_.items():
+        if isinstance(v, dict):
+            yield from _table_rows(f"{key}.{name}", v, meta)
+            continue
+        plaus = (v / DEFAULT_SPREAD, v * DEFAULT_SPREAD)
+        yield Declared(f"{key}.{name}", v, meta["unit"], meta["source"], plaus,
+                       meta["bounds"], meta.get("doc", ""), meta["keys"])  # fmt: skip
+
+
+def parameter_rows(bio: Biology | None = None) -> list[Declared]:
+    """Every declared biology parameter (defaults, or the values of ``bio``), in order."""
+    bio = bio or default_biology()
+    rows: list[Declared] = []
+    for name, decl in declarations().items():
+        if decl.default_factory is not MISSING:
+            yield_from = _walk(getattr(bio, name), f"biology.{name}", "")
+            rows.extend(yield_from)
+        else:
+            m = decl.metadata
+            rows.append(Declared(f"biology.{name}", getattr(bio, name), m["unit"], m["source"],
+                                 m["plausible"], m["bounds"], m["doc"]))  # fmt: skip
+    return rows
+
+
+# ------------------------------------------------------------------ validation and loading
+def _describe(d: Declared) -> str:
+    lo, hi = d.bounds
+    rng = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
+    unit = f" {d.unit}" if d.unit not in ("", "1", "-") else ""
+    plaus = f"; plausible {d.plausible[0]:g}-{d.plausible[1]:g}" if d.plausible else ""
+    return f"expected a finite number {rng}{unit}{plaus}"
+
+
+def check_biology(node: Any) -> None:
+    """Raise :class:`ConfigError` (one line: key, expected type/range, value) for any value of
+    the composed ``biology`` node outside its declared bounds or with an unknown table key."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    for d in parameter_rows(_build(node, check=False)):
+        v = d.value
+        if d.key.endswith(".units"):
+            if v not in ("ng/mL", "µM"):
+                raise ConfigError(f"{d.key}: expected 'ng/mL' or 'µM', got {v!r}")
+            continue
+        if d.keys is not None and d.key.rsplit(".", 1)[1] not in d.keys:
+            raise ConfigError(f"{d.key}: unknown name; valid: {', '.join(d.keys)}")
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        lo, hi = d.bounds
+        if not ok or not lo <= v <= hi:
+            raise ConfigError(f"{d.key}: {_describe(d)}, got {v!r}")
+
+
+def _build(container: Mapping[str, Any], check: bool = True) -> Biology:
+    decls = declarations()
+    groups: dict[str, Any] = {}
+    for name, decl in decls.items():
+        if decl.default_factory is not MISSING:
+            groups[name] = _instance(type(decl.default_factory()), container.get(name, {}))
+    return Biology(container.get("hill_n", SHARED["hill_n"].default),
+                   container.get("fluid_clearance", SHARED["fluid_clearance"].default),
+                   groups.pop("fields"), groups.pop("matrix"), groups)  # fmt: skip
+
+
+def _instance(cls: type, values: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        tp = hints[f.name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            v = _instance(tp, v)
+        elif isinstance(v, dict):
+            v = {k: (dict(x) if isinstance(x, dict) else x) for k, x in v.items()}
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def load_biology(node: Any) -> Biology:
+    """The frozen :class:`Biology` of a composed (and validated) ``biology`` config node."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    return _build(node or {})
+
+
+def default_biology() -> Biology:
+    """The declared defaults."""
+    return _build({})
+
+
+# ------------------------------------------------------------------ docs/parameters.md
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _tag(source: str) -> str:
+    s = source.lower()
+    tags = [t for t in ("[S]", "[R]", "[D]") if t.lower() in s]
+    tags += [t for t in ("calibrated", "assumed") if t in s]
+    return ", ".join(tags) or "-"
+
+
+def parameters_md() -> str:
+    """docs/parameters.md: every declared biology parameter (value, unit, plausible range,
+    hard bounds, source), generated from the declarations."""
+    from abm.cells import registry
+
+    lines = [
+        "# Parameters",
+        "",
+        "Generated from the declarations in code (`abm/params.py` for the shared groups,",
+        "`abm/cells/<type>.py` class `Params` for each cell type) by",
+        "`python -m abm.params > docs/parameters.md`; do not edit by hand. A test regenerates",
+        "this page and compares. Override any value with Hydra (`abm-run",
+        "biology.macrophage.death_rate=4e-5`); a value outside its *bounds* stops the run",
+        "with one line naming the key. The *plausible* range is what sensitivity analysis and",
+        "calibration sample; where nothing better is known it is the value ÷/× 10.",
+        "",
+        "Tags: **[S]** read in the named source, **[R]** recalled/unverified, **[D]** derived,",
+        "**calibrated** (set to meet the validation targets, `docs/validation.md`), **assumed**",
+        "(no source; a plausible value). Sources: `docs/sources.md`.",
+        "",
+        "Secretion is declared in molecules/cell/s and turned into a source in the cell's own",
+        "voxel (volume V = dx³; a 2D lattice is a slab one voxel thick): ng/mL fields",
+        "`S [ng/mL/min] = r · 60 / N_A · MW[kDa] · 1e12 / V[mL]` (at dx = 10 µm, S = r · 0.0996",
+        "· MW ng/mL/min); KYN (µM) `S [µM/min] = r · 60 / N_A / (V[mL] · 1e-3) · 1e6`.",
+        "",
+    ]
+    rows = parameter_rows()
+    sections = [("Shared", "biology.hill_n"), ("Shared", "biology.fluid_clearance")]
+    del sections
+    groups: dict[str, list[Declared]] = {}
+    for d in rows:
+        parts = d.key.split(".")
+        head = parts[1] if len(parts) > 2 else "shared"
+        if head == "fields":
+            head = "fields"
+        groups.setdefault(head, []).append(d)
+    titles = {"shared": "Shared", "fields": "Diffusing fields", "matrix": "Cartilage matrix"}
+    for ct in registry():
+        titles[ct.name] = f"{ct.title} (`biology.{ct.name}`)"
+    for head, ds in groups.items():
+        lines += [f"## {titles.get(head, head)}", ""]
+        lines += ["| key | value | unit | plausible | bounds | source / note | tag |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for d in ds:
+            if d.key.endswith(".units"):
+                continue
+            unit = d.unit
+            if d.unit == "conc":
+                fname = d.key.split(".")[2]
+                unit = getattr(default_biology().fields, fname).units
+            plaus = f"{_fmt(d.plausible[0])}–{_fmt(d.plausible[1])}" if d.plausible else "-"
+            lo, hi = d.bounds
+            bnd = f"≥ {_fmt(lo)}" if hi == math.inf else f"[{_fmt(lo)}, {_fmt(hi)}]"
+            note = d.source + (f" — {d.doc}" if d.doc else "")
+            note = note.replace("|", "\\|")
+            lines.append(f"| `{d.key}` | {_fmt(d.value)} | {unit} | {plaus} | {bnd} | {note} "
+                         f"| {_tag(d.source)} |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(parameters_md())
