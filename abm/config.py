@@ -19,7 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from abm.errors import ConfigError
-from abm.params import FIELD_NAMES, biology_schema, check_biology
+from abm.params import FIELD_NAMES, biology_schema, check_biology, describe
+from abm.units import MIN_PER_DAY
 
 KNOCKOUTS = ("pge2", "tsg6", "ido", "tgfb", "il1ra")
 SCENARIOS = ("healthy", "oa", "oa_mild")
@@ -88,7 +89,7 @@ class PerturbConf:
 @dataclass
 class OutputConf:
     snapshot_every_min: float = 360.0
-    checkpoint_every_min: float = 1440.0
+    checkpoint_every_min: float = MIN_PER_DAY
     summary_png: bool = True
     progress: bool | None = None
     xdmf: bool = True
@@ -146,8 +147,29 @@ def compose(overrides: Iterable[str] = ()) -> DictConfig:
 
 
 def _one_line(exc: BaseException) -> str:
+    """One line for a Hydra/OmegaConf error; a value of the wrong type names the key, what it
+    expects (with the declared unit and range for biology parameters) and the value."""
+    from omegaconf.errors import ValidationError
+
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, ValidationError) and key:
+        text = str(cause).splitlines()[0]
+        expected = next((e for pat, e in _EXPECTED if pat in text), None)
+        if expected is not None:
+            declared = describe(key) if key.startswith("biology.") else None
+            value = getattr(cause, "value", None)
+            return f"{key}: {declared or expected}, got {value!r}"
     text = " ".join(str(exc).split()).split(" Config search path")[0]
     return text if len(text) < 400 else text[:397] + "..."
+
+
+_EXPECTED = (
+    ("converted to Float", "expected a number"),
+    ("converted to Integer", "expected an integer"),
+    ("not a valid bool", "expected true or false"),
+    ("converted to String", "expected a string"),
+)
 
 
 def _require(ok: bool, key: str, msg: str) -> None:

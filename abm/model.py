@@ -29,6 +29,7 @@ from abm.backend import get_backend, to_numpy
 from abm.cells import phenotype_codes, registry, type_codes
 from abm.cells.base import Fate, Sense, StepContext
 from abm.cells.population import Populations
+from abm.config import ScenarioConf
 from abm.errors import SimulationError
 from abm.events import apply_events, inject_msc
 from abm.matrix import Matrix
@@ -73,7 +74,7 @@ class JointModel(mesa.Model):
         self.backend = get_backend(cfg.backend.name)
         xp = self.xp = self.backend.xp
         self.bio = load_biology(cfg.biology)  # frozen dataclasses: cheap reads in the loop
-        self.scenario = OmegaConf.to_object(cfg.scenario)
+        self.scenario = ScenarioConf(**OmegaConf.to_container(cfg.scenario, resolve=True))
         self.dt_min = float(cfg.sim.dt_min)
         self.time_min = 0.0
         self.dtype = np.dtype(cfg.lattice.dtype)

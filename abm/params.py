@@ -46,14 +46,13 @@ def param(
     unit: str,
     source: str,
     *,
-    plausible: tuple[float, float] | None = None,
+    plausible: tuple[float, float] | str | None = None,
     bounds: tuple[float, float] = NONNEG,
     doc: str = "",
 ) -> Any:
     """A declared scalar: ``value`` in ``unit``; ``source`` = tag + note; ``plausible`` range
-    (default value ÷/× 10); ``bounds`` = hard limits that validation enforces."""
-    if plausible is None and isinstance(value, int | float) and not isinstance(value, bool):
-        plausible = (value / DEFAULT_SPREAD, value * DEFAULT_SPREAD) if value else (0.0, 0.0)
+    (default value ÷/× 10; ``"fixed"`` for a known property); ``bounds`` = hard limits that
+    validation enforces."""
     meta = {"unit": unit, "source": source, "plausible": plausible, "bounds": bounds, "doc": doc}
     return field(default=value, metadata=meta)
 
@@ -79,12 +78,14 @@ def group(factory: Any, source: str = "", doc: str = "") -> Any:
 class FieldParams:
     """Transport and sensing of one diffusing field."""
 
-    D_fluid: float = param(1500.0, "µm²/min", "[R]", plausible=None, doc="diffusivity in fluid")
+    D_fluid: float = param(1500.0, "µm²/min", "[R]", doc="diffusivity in fluid")
     D_synovium: float = param(1500.0, "µm²/min", "[R]", doc="diffusivity in the synovium")
     D_cartilage: float = param(600.0, "µm²/min", "[R]", doc="diffusivity in cartilage")
     decay: float = param(0.02, "1/min", "[R]", doc="first-order decay")
-    K: float = param(1.0, "conc", "[R]", doc="Hill constant for sensing (field units)")
-    mw_kda: float = param(17.0, "kDa", "[R]", doc="molecular weight: secretion -> concentration")
+    K: float = param(1.0, "conc", "[R]", bounds=(1e-12, math.inf),
+                     doc="Hill constant for sensing (field units)")  # fmt: skip
+    mw_kda: float = param(17.0, "kDa", "[R]", bounds=(1e-6, math.inf), plausible="fixed",
+                          doc="molecular weight: secretion -> concentration")  # fmt: skip
     units: str = param("ng/mL", "-", "convention", bounds=(0, 0), doc="ng/mL or µM")
 
 
@@ -263,6 +264,17 @@ class Declared:
     keys: tuple[str, ...] | None = None  # allowed keys of a table entry's parent
 
 
+def _plausible(value: Any, meta: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The declared plausible range, or value ÷/× :data:`DEFAULT_SPREAD` for a number."""
+    if meta.get("plausible") == "fixed":  # a known property, not sampled
+        return (value, value)
+    if meta.get("plausible") is not None:
+        return meta["plausible"]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (value / DEFAULT_SPREAD, value * DEFAULT_SPREAD)
+    return None
+
+
 def _walk(obj: Any, prefix: str, source: str) -> Iterator[Declared]:
     for f in fields(obj):
         value = getattr(obj, f.name)
@@ -276,7 +288,7 @@ def _walk(obj: Any, prefix: str, source: str) -> Iterator[Declared]:
             src = meta.get("source", "")
             if source and (not src or src == "[R]"):
                 src = source  # a field's own note covers its entries
-            yield Declared(key, value, meta.get("unit", ""), src, meta.get("plausible"),
+            yield Declared(key, value, meta.get("unit", ""), src, _plausible(value, meta),
                            meta.get("bounds", NONNEG), meta.get("doc", ""))  # fmt: skip
 
 
@@ -285,7 +297,7 @@ def _table_rows(key: str, table_: dict, meta: Mapping[str, Any]) -> Iterator[Dec
         if isinstance(v, dict):
             yield from _table_rows(f"{key}.{name}", v, meta)
             continue
-        plaus = (v / DEFAULT_SPREAD, v * DEFAULT_SPREAD)
+        plaus = _plausible(v, {})
         yield Declared(f"{key}.{name}", v, meta["unit"], meta["source"], plaus,
                        meta["bounds"], meta.get("doc", ""), meta["keys"])  # fmt: skip
 
@@ -300,8 +312,9 @@ def parameter_rows(bio: Biology | None = None) -> list[Declared]:
             rows.extend(yield_from)
         else:
             m = decl.metadata
-            rows.append(Declared(f"biology.{name}", getattr(bio, name), m["unit"], m["source"],
-                                 m["plausible"], m["bounds"], m["doc"]))  # fmt: skip
+            value = getattr(bio, name)
+            rows.append(Declared(f"biology.{name}", value, m["unit"], m["source"],
+                                 _plausible(value, m), m["bounds"], m["doc"]))  # fmt: skip
     return rows
 
 
@@ -309,9 +322,22 @@ def parameter_rows(bio: Biology | None = None) -> list[Declared]:
 def _describe(d: Declared) -> str:
     lo, hi = d.bounds
     rng = f">= {lo:g}" if hi == math.inf else f"in [{lo:g}, {hi:g}]"
-    unit = f" {d.unit}" if d.unit not in ("", "1", "-") else ""
-    plaus = f"; plausible {d.plausible[0]:g}-{d.plausible[1]:g}" if d.plausible else ""
-    return f"expected a finite number {rng}{unit}{plaus}"
+    extra = [d.unit] if d.unit not in ("", "1", "-", "conc") else []
+    if d.plausible:
+        extra.append(f"plausible {d.plausible[0]:g} to {d.plausible[1]:g}")
+    return f"expected a number {rng}" + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def describe(key: str) -> str | None:
+    """What a declared biology key expects (e.g. for a value of the wrong type), or None."""
+    d = _declared().get(key)
+    if d is None:
+        return None
+    return "expected 'ng/mL' or 'µM'" if key.endswith(".units") else _describe(d)
+
+
+def _declared() -> dict[str, Declared]:
+    return {d.key: d for d in parameter_rows()}
 
 
 def check_biology(node: Any) -> None:
@@ -321,7 +347,8 @@ def check_biology(node: Any) -> None:
 
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
-    for d in parameter_rows(_build(node, check=False)):
+    declared = _declared()
+    for d in parameter_rows(_build(node)):
         v = d.value
         if d.key.endswith(".units"):
             if v not in ("ng/mL", "µM"):
@@ -332,10 +359,10 @@ def check_biology(node: Any) -> None:
         ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         lo, hi = d.bounds
         if not ok or not lo <= v <= hi:
-            raise ConfigError(f"{d.key}: {_describe(d)}, got {v!r}")
+            raise ConfigError(f"{d.key}: {_describe(declared.get(d.key, d))}, got {v!r}")
 
 
-def _build(container: Mapping[str, Any], check: bool = True) -> Biology:
+def _build(container: Mapping[str, Any]) -> Biology:
     decls = declarations()
     groups: dict[str, Any] = {}
     for name, decl in decls.items():
@@ -417,22 +444,20 @@ def parameters_md() -> str:
         "",
     ]
     rows = parameter_rows()
-    sections = [("Shared", "biology.hill_n"), ("Shared", "biology.fluid_clearance")]
-    del sections
     groups: dict[str, list[Declared]] = {}
     for d in rows:
         parts = d.key.split(".")
         head = parts[1] if len(parts) > 2 else "shared"
-        if head == "fields":
-            head = "fields"
         groups.setdefault(head, []).append(d)
     titles = {"shared": "Shared", "fields": "Diffusing fields", "matrix": "Cartilage matrix"}
     for ct in registry():
         titles[ct.name] = f"{ct.title} (`biology.{ct.name}`)"
+    lines += _fields_table(groups.pop("fields"))
     for head, ds in groups.items():
         lines += [f"## {titles.get(head, head)}", ""]
         lines += ["| key | value | unit | plausible | bounds | source / note | tag |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
+        last = ""
         for d in ds:
             if d.key.endswith(".units"):
                 continue
@@ -445,10 +470,35 @@ def parameters_md() -> str:
             bnd = f"≥ {_fmt(lo)}" if hi == math.inf else f"[{_fmt(lo)}, {_fmt(hi)}]"
             note = d.source + (f" — {d.doc}" if d.doc else "")
             note = note.replace("|", "\\|")
+            note, last = ("〃" if note == last else note), note
             lines.append(f"| `{d.key}` | {_fmt(d.value)} | {unit} | {plaus} | {bnd} | {note} "
                          f"| {_tag(d.source)} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
+
+
+def _fields_table(rows: list[Declared]) -> list[str]:
+    """One row per diffusing field (its six parameters side by side)."""
+    by_field: dict[str, dict[str, Declared]] = {}
+    for d in rows:
+        _, _, name, attr = d.key.split(".")
+        by_field.setdefault(name, {})[attr] = d
+    cols = ("D_fluid", "D_synovium", "D_cartilage", "decay", "K", "mw_kda")
+    out = [
+        "## Diffusing fields (`biology.fields.<NAME>.<key>`)",
+        "",
+        "D in µm²/min (bounds ≥ 0; D = 0 is a wall), decay in 1/min (≥ 0), K (Hill constant of",
+        "sensing) in the field's units (> 0), MW in kDa (a known property, not sampled). The",
+        "plausible range of D, decay and K is the value ÷/× 10.",
+        "",
+        "| field | units | " + " | ".join(cols) + " | source / note | tag |",
+        "|---|---|" + "---|" * len(cols) + "---|---|",
+    ]
+    for name, ds in by_field.items():
+        vals = " | ".join(_fmt(ds[c].value) for c in cols)
+        src = ds["K"].source.replace("|", "\\|")
+        out.append(f"| {name} | {ds['units'].value} | {vals} | {src} | {_tag(src)} |")
+    return [*out, ""]
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ class RuleHarness:
 
     def context(self, step: int | None = None) -> StepContext:
         """The context of step ``step`` (default: the next one)."""
-        ctx = StepContext(np, self.seed, self.steps + 1 if step is None else step, self.dt,
-                          self.bio, self.scenario, self.knockouts, world=_FakeWorld(self))  # fmt: skip
+        step = self.steps + 1 if step is None else step
+        ctx = StepContext(np, self.seed, step, self.dt, self.bio, self.scenario, self.knockouts,
+                          world=_FakeWorld(self))  # fmt: skip
         ctx.sense[self.type.name] = self.sense
         return ctx
 

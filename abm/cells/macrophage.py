@@ -44,7 +44,7 @@ class Params:
     secretion: dict[str, float] = table(
         {"TNF": 0.002, "IL1b": 0.001, "IL6": 0.1, "CCL2": 0.06, "IL10": 0.5, "TGFb": 0.5,
          "IL1RA": 5.0},
-        "molecules/cell/s", "calibrated (range 1-100 of the design)",
+        "molecules/cell/s", "calibrated",
         doc="at |p| = 1; TNF, IL1b, IL6, CCL2 ∝ max(p, 0), IL10, TGFb, IL1RA ∝ max(-p, 0)",
     )  # fmt: skip
     uptake: dict[str, float] = table({"CCL2": 0.01, "IL10": 0.005}, "1/min",

@@ -7,19 +7,19 @@ import pandas as pd
 import pytest
 
 import abm
-from abm.cells.base import Ctx, Sense
-from abm.cells.population import CELL_TYPES, CHONDROCYTE, FLS, MACROPHAGE, MSC, TCELL
-from abm.config import FIELD_NAMES
-from abm.model import RULES, SimulationError, metric_names
+from abm.cells.base import Sense
+from abm.errors import SimulationError
+from abm.model import metric_names
+from abm.params import FIELD_NAMES
 from abm.tissue import CARTILAGE, FLUID, LINING, SUBLINING
 from kernels.exchange import gather
 
 ALLOWED = {
-    MACROPHAGE: {LINING, SUBLINING},
-    TCELL: {LINING, SUBLINING},
-    FLS: {LINING, SUBLINING},
-    CHONDROCYTE: {CARTILAGE},
-    MSC: {FLUID, LINING},
+    "macrophage": {LINING, SUBLINING},
+    "tcell": {LINING, SUBLINING},
+    "fls": {LINING, SUBLINING},
+    "chondrocyte": {CARTILAGE},
+    "msc": {FLUID, LINING},
 }
 
 
@@ -57,7 +57,7 @@ def test_permuting_population_arrays_changes_nothing(small):
     for m in (a, b):
         m.run(days=0.2)
     rng = np.random.default_rng(7)
-    for pop in b.pops.values():
+    for pop in b.cells:
         pop.take(rng.permutation(pop.n))
     for m in (a, b):
         m.run(days=0.2)
@@ -71,25 +71,26 @@ def test_cells_never_share_a_voxel_nor_leave_their_compartments(small):
     comp = m.tissue.compartment.ravel()
     for _ in range(60):
         m.step()
-        voxels = np.concatenate([p["voxel"] for p in m.pops.values()])
+        voxels = m.cells.concat("voxel")
         assert np.unique(voxels).size == voxels.size
         assert not np.isin(voxels, m.tissue.vessels).any()
-        for kind, pop in m.pops.items():
+        for pop in m.cells:
             where = set(np.unique(comp[pop["voxel"]]).tolist())
-            assert where <= ALLOWED[kind], (CELL_TYPES[kind], where)
-    assert m.pops[MSC].n > 0 and m.pops[MSC]["adhered"].any()
+            assert where <= ALLOWED[pop.name], (pop.name, where)
+    assert m.cells["msc"].n > 0 and m.cells["msc"]["adhered"].any()
 
 
 def test_secretion_reaches_the_field(small):
     """Source bookkeeping: each cell's rate lands in its own voxel, nothing lost or doubled."""
     m = build(small)
     m.run(days=0.1)
-    ctx = Ctx(m.xp, m.seed, m.steps + 1, m.dt_min, m.bio, m.cfg.scenario, m.knockouts)
-    sense = {k: Sense(m.xp, gather(m.u, p["voxel"]), FIELD_NAMES, m.bio) for k, p in m.pops.items()}
-    m._secrete(sense, ctx)
+    ctx = m._context()
+    for pop in m.cells:
+        ctx.sense[pop.name] = Sense(m.xp, gather(m.u, pop["voxel"]), FIELD_NAMES, m.bio)
+    m._secrete(ctx)
     expected = np.zeros_like(m._source).reshape(len(FIELD_NAMES), -1)
-    for kind, pop in m.pops.items():
-        for name, rate in RULES[kind].secretion(pop, sense[kind], ctx).items():
+    for t, pop in zip(m.types, m.cells, strict=True):
+        for name, rate in t.secretion(ctx, pop).items():
             f = FIELD_NAMES.index(name)
             for v, r in zip(pop["voxel"], np.broadcast_to(rate, pop.n), strict=True):
                 expected[f, v] += r * m._conv[f]
@@ -111,16 +112,16 @@ def test_msc_dose_scales_with_the_simulated_fluid_volume(small):
     m = build(small, "therapy.dose=1e8", "therapy.min_cells=0")
     m.step()
     fluid_ml = (m.tissue.compartment == FLUID).sum() * m.tissue.voxel_ml
-    assert m.pops[MSC].n == round(1e8 * fluid_ml / 2.0)
+    assert m.cells["msc"].n == round(1e8 * fluid_ml / 2.0)
     few = build(small, "therapy.dose=1e3", "therapy.min_cells=7")
     few.step()
-    assert few.pops[MSC].n == 7
+    assert few.cells["msc"].n == 7
 
 
 def test_depletion_removes_macrophages_and_blocks_recruitment(small):
     m = build(small, "perturb.deplete_macrophages=true")
     m.run(days=0.5)
-    assert m.pops[MACROPHAGE].n == 0
+    assert m.cells["macrophage"].n == 0
     assert (m.metrics["macrophage_m1"].iloc[1:] == 0).all()
 
 
