@@ -1,14 +1,16 @@
 """oa-abm: agent-based model of the osteoarthritic knee treated with intra-articular MSCs.
 
-Public API (contract, see DESIGN.md): :func:`compose`, :class:`JointModel`, :func:`load_run`.
-They are imported lazily so that ``import abm`` stays cheap for the CLI and the tests.
+Public API (a contract, documented in docs/design.md): :func:`compose`, :class:`JointModel`,
+:func:`load_run` and ``__version__`` (from the package metadata, :mod:`abm.version`). The three
+functions are imported lazily so that ``import abm`` stays cheap for the CLI and the tests.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from abm.version import __version__
+
 __all__ = ["JointModel", "__version__", "compose", "load_run"]
 
 

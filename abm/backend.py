@@ -1,8 +1,9 @@
-"""Array backends: the one place that knows NumPy from CuPy.
+"""Array backends: the one place in ``abm`` that chooses between NumPy and CuPy.
 
 Data flow: config (``backend=numpy|cupy|auto``) -> :func:`get_backend` -> the model, tissue and
 kernels receive ``backend.xp`` and never import cupy themselves. Host copies happen through
-:func:`to_numpy` only, and only where an observer needs data.
+``to_numpy`` only, and only where an observer needs data. Telling the namespaces apart is the
+job of :mod:`kernels.xp` (``to_numpy`` and ``is_cupy`` come from there, so there is one copy).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from abm.errors import BackendError
+from kernels.xp import is_cupy, to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Backend:
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a: Any) -> np.ndarray:
+        """Host copy of a numpy or cupy array (numpy arrays are returned as they are)."""
         return to_numpy(a)
 
     def synchronize(self) -> None:
@@ -76,17 +79,7 @@ def get_backend(name: str = "numpy") -> Backend:
     return Backend("numpy", np)
 
 
-def to_numpy(a: Any) -> np.ndarray:
-    """Host copy of a numpy or cupy array (numpy arrays are returned as they are)."""
-    if isinstance(a, np.ndarray):
-        return a
-    get = getattr(a, "get", None)
-    if get is not None:  # cupy.ndarray
-        return get()
-    return np.asarray(a)
-
-
 def synchronize(xp: ModuleType) -> None:
     """Wait for queued device work (no-op on numpy); use before timing or host reads."""
-    if xp.__name__.startswith("cupy"):
+    if is_cupy(xp):
         xp.cuda.get_current_stream().synchronize()

@@ -18,13 +18,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from abm.errors import ResumeError
 from abm.observers import Observer, Status, build_observers
-from abm.observers.checkpoint import (
-    ResumeError,
-    checkpoint_path,
-    read_checkpoint,
-    resume_config,
-)
+from abm.observers.checkpoint import checkpoint_path, read_checkpoint, resume_config
+from abm.schema import RUN_FILE
+from abm.units import MIN_PER_DAY
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,10 @@ class RunStats:
         """A small text table of the timings."""
         rows = [
             ("steps", f"{self.steps}"),
-            ("simulated", f"{self.start_min / 1440:.3f} -> {self.end_min / 1440:.3f} days"),
+            (
+                "simulated",
+                f"{self.start_min / MIN_PER_DAY:.3f} -> {self.end_min / MIN_PER_DAY:.3f} days",
+            ),
             ("wall", f"{self.wall_s:.2f} s"),
             ("solver", f"{self.solver_s:.2f} s ({_pct(self.solver_s, self.wall_s)})"),
         ]
@@ -142,16 +143,16 @@ def resolve_resume(cfg: DictConfig, overrides: Iterable[str]) -> tuple[DictConfi
         return cfg, None
     run_h5 = Path(str(resume))
     if run_h5.is_dir():
-        run_h5 = run_h5 / "run.h5"
+        run_h5 = run_h5 / RUN_FILE
     if not run_h5.is_file():
         raise ResumeError(f"resume={resume}: no such run file")
     ckpt = read_checkpoint(checkpoint_path(run_h5))
     new_cfg = resume_config(ckpt.config, cfg, overrides)
-    until_min = float(new_cfg.sim.days) * 1440.0
+    until_min = float(new_cfg.sim.days) * MIN_PER_DAY
     if until_min + 1e-6 < ckpt.time_min:
         raise ResumeError(
             f"sim.days={new_cfg.sim.days}: ends before the checkpoint at day "
-            f"{ckpt.time_min / 1440:g} (ask for a longer run)"
+            f"{ckpt.time_min / MIN_PER_DAY:g} (ask for a longer run)"
         )
     return new_cfg, ckpt
 
@@ -164,8 +165,8 @@ def prepare(cfg: DictConfig, overrides: Iterable[str] = (), model_cls: Any = Non
     if ckpt is None:
         return Start(cfg, model_cls(cfg), None)
     model = model_cls.from_state(cfg, ckpt.state)
-    log.info("resuming from %s at day %g", ckpt.path, ckpt.time_min / 1440)
-    return Start(cfg, model, ckpt.path.parent / "run.h5")
+    log.info("resuming from %s at day %g", ckpt.path, ckpt.time_min / MIN_PER_DAY)
+    return Start(cfg, model, ckpt.path.parent / RUN_FILE)
 
 
 def simulate(
@@ -178,5 +179,5 @@ def simulate(
     start = prepare(cfg, overrides, model_cls)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     observers = build_observers(start.cfg, run_dir, start.resume_from)
-    stats = run(start.model, observers, float(start.cfg.sim.days) * 1440.0)
+    stats = run(start.model, observers, float(start.cfg.sim.days) * MIN_PER_DAY)
     return start, stats

@@ -70,6 +70,8 @@ from typing import Any
 
 import numpy as np
 
+from kernels.xp import astype, is_cupy, is_numpy, to_numpy
+
 __all__ = ["make_stepper", "max_stable_dt"]
 
 Stepper = Callable[..., Any]
@@ -77,18 +79,6 @@ Stepper = Callable[..., Any]
 
 # ----------------------------------------------------------------------------------------------
 # host helpers (float64)
-
-
-def _to_host(a: Any) -> np.ndarray:
-    """Any scalar / numpy / cupy / array-API array -> float64 numpy array."""
-    if isinstance(a, (int, float, np.ndarray, np.generic, list, tuple)):
-        return np.asarray(a, dtype=np.float64)
-    if hasattr(a, "get"):  # cupy
-        return np.asarray(a.get(), dtype=np.float64)
-    try:
-        return np.asarray(np.from_dlpack(a), dtype=np.float64)
-    except Exception:  # pragma: no cover - last resort
-        return np.asarray(a, dtype=np.float64)
 
 
 def _as_field_array(a: np.ndarray, ndim: int, name: str) -> np.ndarray:
@@ -151,8 +141,8 @@ def max_stable_dt(shape: Sequence[int], dx: float, diffusivity: Any, decay: Any)
     D in µm²/min, decay in 1/min, both broadcastable to (F, *shape); dx in µm.
     """
     nd = len(shape)
-    D = _as_field_array(_to_host(diffusivity), nd, "diffusivity")
-    lam = _as_field_array(_to_host(decay), nd, "decay")
+    D = _as_field_array(to_numpy(diffusivity, np.float64), nd, "diffusivity")
+    lam = _as_field_array(to_numpy(decay, np.float64), nd, "decay")
     cs = np.broadcast_shapes(D.shape, lam.shape)
     Dc = _collapse(np.broadcast_to(D, cs))
     rate = _collapse(np.broadcast_to(lam, cs))
@@ -246,6 +236,7 @@ def _blas_limit_one():
 _MIN_PARALLEL = 1 << 18  # values per thread per class-path sweep worth a thread hand-off
 _MIN_SLAB = 1 << 15  # values per Thomas row operation worth splitting among threads
 _CHUNK = 1 << 16  # values per chunk of the SPIKE class path (fits in L2 with its output)
+_SPIKE_MIN_LINE = 96  # shorter lines use the dense inverse; longer ones SPIKE blocks (NumPy)
 
 
 def _n_blocks(n: int) -> int:
@@ -254,7 +245,7 @@ def _n_blocks(n: int) -> int:
     About sqrt(n/2) blocks minimise the flops per voxel (4 per block for the end values + 2
     per block row); a divisor of n nearby is preferred (equal blocks: one batched matmul).
     """
-    if n < 96:
+    if n < _SPIKE_MIN_LINE:
         return 1
     best = math.sqrt(n / 2)
     near = [p for p in range(max(2, round(best / 1.5)), round(best * 1.5) + 1) if n % p == 0]
@@ -301,9 +292,7 @@ def _class_factors(r: np.ndarray, b: np.ndarray, nblocks: int):
 
 
 def _as_dtype(xp, u, dtype):
-    if u.dtype == dtype:
-        return u
-    return xp.astype(u, dtype) if hasattr(xp, "astype") else u.astype(dtype)
+    return u if u.dtype == dtype else astype(xp, u, dtype)
 
 
 class _LOD:
@@ -313,15 +302,15 @@ class _LOD:
         self, shape, dx, dt, D, lam, xp, dtype, np_dtype, max_classes, line_solver, threads
     ):
         self.np_dtype = np_dtype
-        self.threads = max(1, int(threads)) if xp is np else 1
+        self.is_numpy = is_numpy(xp)
+        self.threads = max(1, int(threads)) if self.is_numpy else 1
         self._pool = None
         self.shape = shape
         self.ndim = len(shape)
         self.dt = float(dt)
         self.xp = xp
         self.dtype = dtype
-        self.fast = xp is np or getattr(xp, "__name__", "") == "cupy"
-        self.is_numpy = xp is np
+        self.fast = self.is_numpy or is_cupy(xp)  # preallocated buffers and out=
         self.F0 = max(D.shape[0], lam.shape[0])
         # compact coefficients: axes along which D and decay are both constant have length 1
         Dc = _collapse(np.broadcast_to(D, np.broadcast_shapes(D.shape, lam.shape)))
@@ -857,8 +846,8 @@ def make_stepper(
     if dtype_np not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     xdtype = getattr(xp, dtype_np.name)
-    D = _as_field_array(_to_host(diffusivity), nd, "diffusivity")
-    lam = _as_field_array(_to_host(decay), nd, "decay")
+    D = _as_field_array(to_numpy(diffusivity, np.float64), nd, "diffusivity")
+    lam = _as_field_array(to_numpy(decay, np.float64), nd, "decay")
     try:
         full = np.broadcast_shapes(D.shape, lam.shape, (1, *shape))
     except ValueError:

@@ -17,12 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from kernels.xp import array_namespace, is_cupy, is_numpy
+
 __all__ = ["gather", "scatter_add", "scatter_max", "scatter_min"]
-
-
-def _namespace(a: Any) -> Any:
-    ns = getattr(a, "__array_namespace__", None)
-    return ns() if ns is not None else np
 
 
 def gather(u: Any, idx: Any) -> Any:
@@ -37,11 +34,19 @@ def gather(u: Any, idx: Any) -> Any:
 
     Returns
     -------
-    array (F, N) with ``u``'s dtype (a new array; ``u`` is not modified).
+    array (F, N) with ``u``'s dtype (a new array; ``u`` is not modified). ``u`` and ``idx``
+    must live in the same namespace (TypeError otherwise).
     """
-    xp = _namespace(u)
+    xp = array_namespace(u, idx)
     nvox = math.prod(u.shape[1:])
     return xp.take(xp.reshape(u, (u.shape[0], nvox)), idx, axis=1)
+
+
+def _check_numpy_or_cupy(xp: Any, what: str) -> None:
+    """TypeError unless ``xp`` is numpy or cupy (the array API has no scatter reductions)."""
+    if not (is_numpy(xp) or is_cupy(xp)):
+        name = getattr(xp, "__name__", "") or repr(xp)
+        raise TypeError(f"{what} supports numpy and cupy only, got {name}")
 
 
 def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
@@ -68,10 +73,7 @@ def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
     view, per-field ``np.bincount`` or sort + ``reduceat`` for N = 1e4-1e6, V = 2.6e5-2e6,
     F = 13; it allocates no V-sized temporaries). CuPy: ``cupyx.scatter_add`` (atomic adds).
     """
-    name = getattr(xp, "__name__", "")
-    is_cupy, is_numpy = name.startswith("cupy"), name.startswith("numpy")
-    if not (is_cupy or is_numpy):
-        raise TypeError(f"scatter_add supports numpy and cupy only, got {name or xp!r}")
+    _check_numpy_or_cupy(xp, "scatter_add")
     if values.ndim == 1:
         nfields, grid_shape = 1, tuple(target.shape)
     elif values.ndim == 2:
@@ -92,32 +94,28 @@ def scatter_add(xp: Any, target: Any, idx: Any, values: Any) -> None:
     nvox = math.prod(grid_shape)
     flat = target.reshape(nfields, nvox)  # a view: writes land in target
     vals = xp.reshape(values, (nfields, values.shape[-1])).astype(target.dtype, copy=False)
-    if name.startswith("cupy"):
+    if is_cupy(xp):
         import cupyx  # lazy: only on the GPU branch
 
         cupyx.scatter_add(flat, (slice(None), idx), vals)
-    elif name.startswith("numpy"):
+    else:
         for f in range(nfields):  # loop over fields (~13), never over cells
             np.add.at(flat[f], idx, vals[f])
-    else:
-        raise TypeError(f"scatter_add supports numpy and cupy only, got {name or xp!r}")
 
 
 def _scatter_reduce(xp: Any, op: str, target: Any, idx: Any, values: Any) -> None:
-    name = getattr(xp, "__name__", "")
+    _check_numpy_or_cupy(xp, f"scatter_{op}")
     if target.ndim != 1 or idx.ndim != 1 or values.shape != idx.shape:
         raise ValueError(
             f"scatter_{op} needs 1-D target, idx and values of idx's shape, got "
             f"{tuple(target.shape)}, {tuple(idx.shape)}, {tuple(values.shape)}"
         )
-    if name.startswith("cupy"):
+    if is_cupy(xp):
         import cupyx  # lazy: only on the GPU branch
 
         getattr(cupyx, f"scatter_{op}")(target, idx, values)
-    elif name.startswith("numpy"):
-        getattr(np, f"{op}imum").at(target, idx, values)
     else:
-        raise TypeError(f"scatter_{op} supports numpy and cupy only, got {name or xp!r}")
+        getattr(np, f"{op}imum").at(target, idx, values)
 
 
 def scatter_max(xp: Any, target: Any, idx: Any, values: Any) -> None:

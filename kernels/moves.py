@@ -19,15 +19,11 @@ from typing import Any
 import numpy as np
 
 from kernels.exchange import scatter_max, scatter_min
+from kernels.xp import astype
 
 __all__ = ["neighbor_offsets", "neighbors", "place_daughters", "resolve_moves"]
 
 _ID_MAX = 2**63 - 1
-
-
-def _astype(xp: Any, x: Any, dtype: Any) -> Any:
-    fn = getattr(xp, "astype", None)
-    return fn(x, dtype) if fn is not None else x.astype(dtype)
 
 
 def neighbor_offsets(ndim: int) -> np.ndarray:
@@ -58,7 +54,7 @@ def neighbors(xp: Any, shape: tuple[int, ...], idx: Any) -> Any:
         coord = (idx // stride) % shape[d]
         rows.append(xp.where(coord > 0, idx - stride, -1))
         rows.append(xp.where(coord < shape[d] - 1, idx + stride, -1))
-    return _astype(xp, xp.stack(rows), xp.int64)
+    return astype(xp, xp.stack(rows), xp.int64)
 
 
 def _winners(xp: Any, n_voxels: int, tgt: Any, priority: Any, ids: Any) -> Any:
@@ -135,9 +131,9 @@ def place_daughters(
     free = inside & ~occupied[safe]
     if allowed is not None:
         free = free & allowed[safe]
-    n_free = xp.sum(_astype(xp, free, xp.int64), axis=0)  # (M,)
-    pick = xp.minimum(_astype(xp, choice * n_free, xp.int64), xp.maximum(n_free - 1, 0))
-    rank = xp.cumsum(_astype(xp, free, xp.int64), axis=0) - 1  # rank among free neighbours
+    n_free = xp.sum(astype(xp, free, xp.int64), axis=0)  # (M,)
+    pick = xp.minimum(astype(xp, choice * n_free, xp.int64), xp.maximum(n_free - 1, 0))
+    rank = xp.cumsum(astype(xp, free, xp.int64), axis=0) - 1  # rank among free neighbours
     hit = free & (rank == pick[None, :])  # exactly one True per column when n_free > 0
     want = xp.sum(xp.where(hit, nb, 0), axis=0)
     want = xp.where(n_free > 0, want, -1)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kernels.xp import astype
+
 __all__ = ["MAX_DRAWS", "normal", "philox4x32", "random_bits", "uniform"]
 
 # Philox4x32 constants (Salmon et al. 2011, Random123).
@@ -46,16 +48,11 @@ MAX_ID = 2**62
 MAX_DRAWS = 4 * 2**16
 
 
-def _astype(xp: Any, x: Any, dtype: Any) -> Any:
-    fn = getattr(xp, "astype", None)
-    return fn(x, dtype) if fn is not None else x.astype(dtype)
-
-
 def _as_u64(xp: Any, x: Any) -> Any:
     """uint32-valued word (array or Python int) -> uint64 array holding the same value."""
     if isinstance(x, int):
         return xp.asarray(x & _MASK32, dtype=xp.uint64)
-    return _astype(xp, x, xp.uint64) & _MASK32
+    return astype(xp, x, xp.uint64) & _MASK32
 
 
 def philox4x32(xp: Any, ctr: tuple, key: tuple, rounds: int = 10) -> tuple:
@@ -83,7 +80,7 @@ def philox4x32(xp: Any, ctr: tuple, key: tuple, rounds: int = 10) -> tuple:
         hi0, lo0 = p0 >> 32, p0 & _MASK32
         hi1, lo1 = p1 >> 32, p1 & _MASK32
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return tuple(_astype(xp, c, xp.uint32) for c in (c0, c1, c2, c3))
+    return tuple(astype(xp, c, xp.uint32) for c in (c0, c1, c2, c3))
 
 
 def _check(seed: int, step: int, purpose: int, n: int) -> None:
@@ -114,8 +111,8 @@ def random_bits(
     if ids.ndim != 1:
         raise ValueError(f"ids must be 1-D (N,), got shape {tuple(ids.shape)}")
     nblocks = (n + 3) // 4
-    ctr0 = _astype(xp, ids & _MASK32, xp.uint64)
-    ctr1 = _astype(xp, ids >> 32, xp.uint64) | (kind << 30)
+    ctr0 = astype(xp, ids & _MASK32, xp.uint64)
+    ctr1 = astype(xp, ids >> 32, xp.uint64) | (kind << 30)
     blocks = xp.arange(nblocks, dtype=xp.uint64)
     ctr3 = xp.reshape((purpose << 16) | blocks, (nblocks, 1))  # (nblocks, 1)
     key = (seed & _MASK32, (seed >> 32) & _MASK32)
@@ -142,7 +139,7 @@ def uniform(xp: Any, seed: int, step: int, purpose: int, ids: Any, n: int = 1) -
     bitwise identical on every backend.
     """
     bits = random_bits(xp, seed, step, purpose, ids, n, kind=0)
-    u = _astype(xp, bits >> 8, xp.float32) * (2.0**-24)
+    u = astype(xp, bits >> 8, xp.float32) * (2.0**-24)
     return u[0, ...] if n == 1 else u
 
 
@@ -163,10 +160,10 @@ def normal(xp: Any, seed: int, step: int, purpose: int, ids: Any, n: int = 1) ->
 
 def _box_muller(xp: Any, bits: Any) -> Any:
     """uint32 (2m, N) -> float32 (2m, N) standard normals; rows (2j, 2j+1) form a pair."""
-    u = _astype(xp, bits >> 8, xp.float64) * (2.0**-24)  # in [0, 1)
+    u = astype(xp, bits >> 8, xp.float64) * (2.0**-24)  # in [0, 1)
     m = u.shape[0] // 2
     u = xp.reshape(u, (m, 2, u.shape[-1]))
     r = xp.sqrt(-2.0 * xp.log(1.0 - u[:, 0, ...]))  # 1 - u in (0, 1]: finite
     t = (2.0 * math.pi) * u[:, 1, ...]
     z = xp.stack((r * xp.cos(t), r * xp.sin(t)), axis=1)  # (m, 2, N)
-    return _astype(xp, xp.reshape(z, (2 * m, z.shape[-1])), xp.float32)
+    return astype(xp, xp.reshape(z, (2 * m, z.shape[-1])), xp.float32)

@@ -17,7 +17,9 @@ import logging
 import sys
 from pathlib import Path
 
-from abm.replay.run import RunFileError, load_run
+from abm.errors import RunFileError
+from abm.replay.run import load_run
+from abm.schema import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 DEFAULT_FIELD = "IL1b"
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                 _error(str(exc))
             folder = run.path.parent
             if args.summary:
-                out = Path(args.out) if args.out else folder / "summary.png"
+                out = Path(args.out) if args.out else folder / SUMMARY_FILE
                 summary_figure(run, out)
                 log.info("wrote %s", out)
             elif args.interactive:

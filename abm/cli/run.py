@@ -65,10 +65,10 @@ def precheck(argv: Sequence[str]) -> list[str]:
         return argv
     if any(a.startswith("-") for a in argv):  # --cfg, --help, ...: Hydra's business
         return argv
-    from abm.config import ConfigError, compose
-    from abm.observers import RUN_FILE
-    from abm.observers.checkpoint import ResumeError
+    from abm.config import compose
+    from abm.errors import ConfigError, ResumeError
     from abm.runner import resolve_resume
+    from abm.schema import RUN_FILE
 
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
@@ -94,7 +94,8 @@ def _precheck_sweep(args: Sequence[str], limit: int = 256) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from abm.config import ConfigError, compose
+    from abm.config import compose
+    from abm.errors import ConfigError
 
     args = [a for a in args if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
@@ -135,13 +136,12 @@ def _summary(start, stats, run_dir: Path) -> str:
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from abm.config import ConfigError, validate
-    from abm.model import SimulationError
-    from abm.observers import RUN_FILE
-    from abm.observers.checkpoint import ResumeError
+    from abm.config import validate
+    from abm.errors import ConfigError, ResumeError, SimulationError
     from abm.replay import load_run
     from abm.replay.plots import summary_figure
     from abm.runner import simulate
+    from abm.schema import RUN_FILE, SUMMARY_FILE
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -159,7 +159,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         OmegaConf.save(start.cfg, run_dir / ".hydra" / "config.yaml")
     if start.cfg.output.get("summary_png", True):
         with load_run(run_dir / RUN_FILE) as run:
-            summary_figure(run, run_dir / "summary.png")
+            summary_figure(run, run_dir / SUMMARY_FILE)
     log.info("done\n%s", _summary(start, stats, run_dir))
 
 

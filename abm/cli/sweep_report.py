@@ -16,6 +16,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from abm.schema import METRICS_FILE
+from abm.units import MIN_PER_DAY
+
 KEY_METRICS = ("il1b_fluid", "tnf_fluid", "il6_fluid", "macrophage_m1", "macrophage_m2",
                "tcell_treg", "msc_alive", "cartilage_agg")  # fmt: skip
 EVERY_MIN = 360.0
@@ -30,10 +33,10 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(final table, long time series, swept keys) of the jobs under ``sweep_dir``."""
     finals, series = [], []
     keys: list[str] = []
-    jobs = sorted((p for p in sweep_dir.iterdir() if (p / "metrics.csv").is_file()),
+    jobs = sorted((p for p in sweep_dir.iterdir() if (p / METRICS_FILE).is_file()),
                   key=lambda p: (len(p.name), p.name))  # fmt: skip
     if not jobs:
-        _fail(f"{sweep_dir}: no job folders with a metrics.csv (is this an abm-run -m folder?)")
+        _fail(f"{sweep_dir}: no job folders with a {METRICS_FILE} (is this an abm-run -m folder?)")
     for job in jobs:
         ov_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(ov_file.read_text()) if ov_file.is_file() else []
@@ -43,11 +46,11 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
             params[key.lstrip("+~")] = value
             if key.lstrip("+~") not in keys:
                 keys.append(key.lstrip("+~"))
-        metrics = pd.read_csv(job / "metrics.csv")
+        metrics = pd.read_csv(job / METRICS_FILE)
         finals.append({"job": job.name, **params, **metrics.iloc[-1].to_dict()})
         keep = metrics[(metrics["time_min"] % EVERY_MIN) < 1e-6]
         long = keep.melt(id_vars="time_min", var_name="metric", value_name="value")
-        long.insert(0, "time_day", long.pop("time_min") / 1440.0)
+        long.insert(0, "time_day", long.pop("time_min") / MIN_PER_DAY)
         for k, v in reversed(list(params.items())):
             long.insert(0, k, v)
         long.insert(0, "job", job.name)

@@ -1,8 +1,8 @@
 """Observers: what the step loop hands the model's state to, each on its own schedule.
 
 Data flow: :mod:`abm.runner` -> observers -> files in the run folder (``run.h5`` + ``run.xdmf``,
-``metrics.csv``, ``checkpoint.h5``) and the progress bar. :func:`build_observers` makes the set
-an ``abm-run`` uses from the ``output.*`` config keys.
+``metrics.csv``, ``checkpoint.h5``; their names live in :mod:`abm.schema`) and the progress bar.
+:func:`build_observers` makes the set an ``abm-run`` uses from the ``output.*`` config keys.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from abm.observers.base import Observer, Schedule, Status
-from abm.observers.checkpoint import CHECKPOINT_FILE, CheckpointObserver, checkpoint_path
-from abm.observers.hdf5 import RUN_FILE, XDMF_FILE, SnapshotObserver
-from abm.observers.metrics import METRICS_FILE, MetricsCSVObserver
+from abm.observers.checkpoint import CheckpointObserver, checkpoint_path
+from abm.observers.hdf5 import SnapshotObserver
+from abm.observers.metrics import MetricsCSVObserver
 from abm.observers.progress import ProgressObserver
+from abm.schema import CHECKPOINT_FILE
+from abm.units import MIN_PER_DAY
 
 __all__ = [
-    "CHECKPOINT_FILE",
-    "METRICS_FILE",
-    "RUN_FILE",
-    "XDMF_FILE",
     "CheckpointObserver",
     "MetricsCSVObserver",
     "Observer",
@@ -37,7 +35,7 @@ __all__ = [
 # Defaults of the output.* keys, used where a config lacks one.
 OUTPUT_DEFAULTS = {
     "snapshot_every_min": 360.0,
-    "checkpoint_every_min": 1440.0,
+    "checkpoint_every_min": MIN_PER_DAY,
     "progress": None,
     "xdmf": True,
 }
@@ -59,7 +57,7 @@ def build_observers(
     so a checkpoint never points past the last frame on disk.
     """
     run_dir = Path(run_dir)
-    until_min = float(cfg.sim.days) * 1440.0
+    until_min = float(cfg.sim.days) * MIN_PER_DAY
     snap_min = float(output_option(cfg, "snapshot_every_min"))
     same_folder = (
         resume_from is not None

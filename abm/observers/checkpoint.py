@@ -25,11 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from abm.errors import ResumeError
 from abm.observers.base import TIME_EPS_MIN, Observer, Status
+from abm.schema import CHECKPOINT_FILE, CHECKPOINT_SCHEMA
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SCHEMA = "oa-abm-checkpoint/1"
-CHECKPOINT_FILE = "checkpoint.h5"
 # What a resumed run may change: how long it runs, and what it writes.
 RESUMABLE_KEYS = ("sim.days", "output", "resume")
 

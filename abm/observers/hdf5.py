@@ -3,11 +3,8 @@
 Data flow: model.snapshot() (host copies) -> :class:`SnapshotObserver` -> :class:`RunWriter`
 -> ``run.h5`` (+ ``run.xdmf`` sidecar for ParaView) -> :func:`abm.replay.load_run`.
 
-Schema ``oa-abm/1`` (see DESIGN.md): root attrs ``schema, config_yaml, seed, backend,
-abm_version, dx_um, dt_min, ndim, shape``; ``/time_min`` (T,); ``/fields/<NAME>`` (T, *shape)
-float32 with attr ``units``; ``/tissue/compartment`` (*shape) int8; ``/cells/offsets`` (T+1,)
-and the cell table ``/cells/{id,type,pos,phenotype,state}``; ``/metrics/<name>`` (S,) float64.
-Integer codes carry their names as the attrs ``codes`` (int array) and ``names`` (str array).
+The schema (``oa-abm/1``: root attrs, datasets, cell columns, how integer codes are named) is
+spelled out in :mod:`abm.schema`, whose names this writer and :mod:`abm.replay` share.
 
 Crash safety: every dataset is created up front, then the file switches to SWMR mode
 (single writer, multiple readers). From then on the file on disk stays consistent after every
@@ -29,20 +26,25 @@ import numpy as np
 
 from abm.observers.base import TIME_EPS_MIN, Observer, Status
 from abm.observers.xdmf import write_xdmf
+from abm.schema import (
+    CELL_COLUMNS,
+    CELL_DTYPES,
+    CELLS,
+    CODES_ATTR,
+    COMPARTMENT,
+    FIELDS,
+    METRICS,
+    NAMES_ATTR,
+    OFFSETS,
+    RUN_FILE,
+    SCHEMA,
+    TIME,
+    UNITS_ATTR,
+    XDMF_FILE,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "oa-abm/1"
-RUN_FILE = "run.h5"
-XDMF_FILE = "run.xdmf"
-CELL_COLUMNS = ("id", "type", "pos", "phenotype", "state")
-CELL_DTYPES = {
-    "id": np.int64,
-    "type": np.int8,
-    "pos": np.int32,
-    "phenotype": np.int8,
-    "state": np.float32,
-}
 CELL_CHUNK_ROWS = 16384
 METRIC_CHUNK_ROWS = 4096
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -51,8 +53,8 @@ _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 def write_mapping(obj: h5py.HLObject, mapping: Mapping[int, str]) -> None:
     """Store an integer-code -> name mapping as the attrs ``codes`` and ``names``."""
     codes = sorted(int(c) for c in mapping)
-    obj.attrs["codes"] = np.asarray(codes, dtype=np.int64)
-    obj.attrs["names"] = np.asarray([str(mapping[c]) for c in codes], dtype=h5py.string_dtype())
+    obj.attrs[CODES_ATTR] = np.asarray(codes, dtype=np.int64)
+    obj.attrs[NAMES_ATTR] = np.asarray([str(mapping[c]) for c in codes], dtype=h5py.string_dtype())
 
 
 class RunWriter:
@@ -64,11 +66,11 @@ class RunWriter:
 
     def __init__(self, f: h5py.File) -> None:
         self.f = f
-        self.time = f["time_min"]
-        self.fields = {name: f["fields"][name] for name in f["fields"]}
-        self.cells = {name: f["cells"][name] for name in CELL_COLUMNS}
-        self.offsets = f["cells/offsets"]
-        self.metrics = {name: f["metrics"][name] for name in f["metrics"]}
+        self.time = f[TIME]
+        self.fields = {name: f[FIELDS][name] for name in f[FIELDS]}
+        self.cells = {name: f[CELLS][name] for name in CELL_COLUMNS}
+        self.offsets = f[OFFSETS]
+        self.metrics = {name: f[METRICS][name] for name in f[METRICS]}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -100,10 +102,10 @@ class RunWriter:
             a["shape"] = np.asarray(shape, dtype=np.int64)
 
             t = f.create_dataset(
-                "time_min", (0,), maxshape=(None,), dtype=np.float64, chunks=(METRIC_CHUNK_ROWS,)
+                TIME, (0,), maxshape=(None,), dtype=np.float64, chunks=(METRIC_CHUNK_ROWS,)
             )
-            t.attrs["units"] = "min"
-            g = f.create_group("fields", track_order=True)
+            t.attrs[UNITS_ATTR] = "min"
+            g = f.create_group(FIELDS, track_order=True)
             for name, units in static["field_units"].items():
                 ds = g.create_dataset(
                     name,
@@ -113,15 +115,15 @@ class RunWriter:
                     chunks=(1, *shape),
                     **_COMPRESSION,
                 )
-                ds.attrs["units"] = str(units)
+                ds.attrs[UNITS_ATTR] = str(units)
             comp = np.asarray(static["compartment"], dtype=np.int8)
             if comp.shape != shape:
                 raise ValueError(f"compartment shape {comp.shape} != lattice shape {shape}")
-            ds = f.create_dataset("tissue/compartment", data=comp, chunks=shape, **_COMPRESSION)
+            ds = f.create_dataset(COMPARTMENT, data=comp, chunks=shape, **_COMPRESSION)
             write_mapping(ds, static["compartment_names"])
-            cells = f.create_group("cells")
-            cells.create_dataset(
-                "offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(METRIC_CHUNK_ROWS,)
+            cells = f.create_group(CELLS)
+            f.create_dataset(
+                OFFSETS, data=np.zeros(1, np.int64), maxshape=(None,), chunks=(METRIC_CHUNK_ROWS,)
             )
             for name in CELL_COLUMNS:
                 tail = (ndim,) if name == "pos" else ()
@@ -135,8 +137,8 @@ class RunWriter:
                 )
             write_mapping(cells["type"], static["cell_types"])
             write_mapping(cells["phenotype"], static["phenotypes"])
-            cells["pos"].attrs["units"] = "voxel index along each lattice axis"
-            m = f.create_group("metrics", track_order=True)
+            cells["pos"].attrs[UNITS_ATTR] = "voxel index along each lattice axis"
+            m = f.create_group(METRICS, track_order=True)
             for name in metric_names:
                 m.create_dataset(
                     name, (0,), maxshape=(None,), dtype=np.float64, chunks=(METRIC_CHUNK_ROWS,)
@@ -166,7 +168,7 @@ class RunWriter:
 
     @property
     def n_metric_rows(self) -> int:
-        return int(self.metrics["time_min"].shape[0]) if "time_min" in self.metrics else 0
+        return int(self.metrics[TIME].shape[0]) if TIME in self.metrics else 0
 
     def append_frame(
         self, time_min: float, fields: Mapping[str, np.ndarray], cells: Mapping[str, np.ndarray]
@@ -195,7 +197,7 @@ class RunWriter:
 
     def append_metrics(self, columns: Mapping[str, Sequence[float]], start: int = 0) -> int:
         """Append rows ``start:`` of ``columns`` ({name: list}); returns the new row count."""
-        stop = len(columns["time_min"])
+        stop = len(columns[TIME])
         if stop <= start:
             return self.n_metric_rows
         n0 = self.n_metric_rows
@@ -215,13 +217,13 @@ class RunWriter:
 
 def copy_frames(src: h5py.File, dst: RunWriter, keep: np.ndarray) -> None:
     """Copy the frames ``keep`` (indices, ascending) of an open schema-v1 file into ``dst``."""
-    offsets = src["cells/offsets"][...]
+    offsets = src[OFFSETS][...]
     names = list(dst.fields)
     for k in keep:
         a, b = int(offsets[k]), int(offsets[k + 1])
-        cells = {c: src["cells"][c][a:b] for c in CELL_COLUMNS}
-        fields = {name: src["fields"][name][k] for name in names}
-        dst.append_frame(float(src["time_min"][k]), fields, cells)
+        cells = {c: src[CELLS][c][a:b] for c in CELL_COLUMNS}
+        fields = {name: src[FIELDS][name][k] for name in names}
+        dst.append_frame(float(src[TIME][k]), fields, cells)
 
 
 class SnapshotObserver(Observer):
@@ -268,13 +270,13 @@ class SnapshotObserver(Observer):
         t_c = float(model.time_min)
         tmp = self.path.with_name(self.path.name + ".resume-tmp")
         with h5py.File(self.resume_from, "r", swmr=True) as src:
-            offsets_len = src["cells/offsets"].shape[0] - 1
+            offsets_len = src[OFFSETS].shape[0] - 1
             n = min(
-                src["time_min"].shape[0],
+                src[TIME].shape[0],
                 offsets_len,
-                *(ds.shape[0] for ds in src["fields"].values()),
+                *(ds.shape[0] for ds in src[FIELDS].values()),
             )
-            times = src["time_min"][:n]
+            times = src[TIME][:n]
             before = times < t_c - TIME_EPS_MIN
             at = (np.abs(times - t_c) < TIME_EPS_MIN) & self.schedule.on_schedule(t_c)
             keep = np.flatnonzero(before | at)

@@ -15,8 +15,7 @@ from typing import Any
 import pandas as pd
 
 from abm.observers.base import Observer, Status
-
-METRICS_FILE = "metrics.csv"
+from abm.schema import METRICS_FILE, TIME
 
 
 class MetricsCSVObserver(Observer):
@@ -36,7 +35,7 @@ class MetricsCSVObserver(Observer):
 
     def _write(self, model: Any, mode: str = "a") -> None:
         columns = model.datacollector.model_vars
-        stop = len(columns["time_min"])
+        stop = len(columns[TIME])
         if stop <= self._rows and mode == "a":
             return
         table = pd.DataFrame({name: values[self._rows : stop] for name, values in columns.items()})

@@ -12,6 +12,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from abm.observers.base import Observer, Status
+from abm.units import MIN_PER_DAY
 
 
 class ProgressObserver(Observer):
@@ -28,8 +29,8 @@ class ProgressObserver(Observer):
         super().initialize(model)
         self._shown_min = float(model.time_min)
         self.bar = tqdm(
-            total=round(self.until_min / 1440.0, 3),
-            initial=round(self._shown_min / 1440.0, 3),
+            total=round(self.until_min / MIN_PER_DAY, 3),
+            initial=round(self._shown_min / MIN_PER_DAY, 3),
             unit="day",
             desc="abm-run",
             disable=not self.enabled,
@@ -38,7 +39,7 @@ class ProgressObserver(Observer):
 
     def handle(self, model: Any) -> None:
         now = float(model.time_min)
-        self.bar.update((now - self._shown_min) / 1440.0)
+        self.bar.update((now - self._shown_min) / MIN_PER_DAY)
         self._shown_min = now
 
     def finalize(self, model: Any, status: Status) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from abm.schema import CELLS, FIELDS
+
 
 def _item(parent: ET.Element, dims: Sequence[int], **attrs: str) -> ET.Element:
     return ET.SubElement(parent, "DataItem", Dimensions=" ".join(map(str, dims)), **attrs)
@@ -86,7 +88,7 @@ def write_xdmf(
             att = ET.SubElement(grid, "Attribute", Name=name, AttributeType="Scalar", Center="Cell")
             _hyperslab(
                 att,
-                f"{h5_name}:/fields/{name}",
+                f"{h5_name}:/{FIELDS}/{name}",
                 (t_total, *shape),
                 (k, *[0] * ndim),
                 (1, *shape),
@@ -114,7 +116,7 @@ def write_xdmf(
             fn = _item(cgeo, (n,), ItemType="Function", Function=scale)
             _hyperslab(
                 fn,
-                f"{h5_name}:/cells/pos",
+                f"{h5_name}:/{CELLS}/pos",
                 (n_cells_total, ndim),
                 (a, col),
                 (n, 1),

@@ -17,8 +17,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from abm.errors import RunFileError
 from abm.replay.plots import fraction
-from abm.replay.run import AXIS_NAMES, Run, RunFileError
+from abm.replay.run import AXIS_NAMES, Run
+from abm.units import MIN_PER_DAY
 
 TYPE_MARKERS = ("o", "^", "s", "D", "*", "v", "P", "X")
 # (panel title, [(label, column or (numerator, denominators))])
@@ -216,8 +218,8 @@ class FramePlot:
 
     def _make_metrics(self, axes: list[Axes]) -> None:
         metrics = self.run.metrics
-        self.days = self.run.time_min / 1440.0
-        t = metrics["time_min"].to_numpy(dtype=float) / 1440.0 if len(metrics) else np.zeros(0)
+        self.days = self.run.time_min / MIN_PER_DAY
+        t = metrics["time_min"].to_numpy(dtype=float) / MIN_PER_DAY if len(metrics) else np.zeros(0)
         self.cursors = []
         for ax, (title, items) in zip(axes, METRIC_PANELS, strict=True):
             for label, spec in items:

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from abm.replay.run import Run
+from abm.units import MIN_PER_DAY
 
 CYTOKINES = (("il1b", "IL-1β"), ("tnf", "TNF-α"), ("ifng", "IFN-γ"), ("il6", "IL-6"),
              ("il17", "IL-17"), ("il10", "IL-10"), ("tgfb", "TGF-β"), ("pge2", "PGE2"),
@@ -89,7 +90,7 @@ PANELS = (plot_cytokines, plot_fractions, plot_matrix)
 def summary_figure(run: Run, path: str | os.PathLike | None = None, dpi: int = 110) -> Figure:
     """The three-panel metrics figure of ``run``; saved to ``path`` when given."""
     metrics = run.metrics
-    days = metrics["time_min"].to_numpy(dtype=float) / 1440.0
+    days = metrics["time_min"].to_numpy(dtype=float) / MIN_PER_DAY
     fig = Figure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, len(PANELS), sharex=True)
     inject = injection_day(run)

@@ -1,10 +1,11 @@
 """Reader of run files: ``load_run(path) -> Run``, the entry point of everything in replay.
 
-Data flow: ``run.h5`` (written by :mod:`abm.observers.hdf5`) -> :class:`Run` -> movies, the
-slider viewer, summary plots, notebooks. Read-only and lazy: opening reads the small things
-(attrs, times, compartments); a field frame or a cell table is read when asked for. The file is
-opened in SWMR read mode, so a file still being written, or left by a killed run, reads up to its
-last flushed frame (:meth:`Run.refresh` picks up frames written since).
+Data flow: ``run.h5`` (written by the snapshot observer; names in :mod:`abm.schema`) ->
+:class:`Run` -> movies, the slider viewer, summary plots, notebooks. Read-only and lazy: opening
+reads the small things (attrs, times, compartments); a field frame or a cell table is read when
+asked for. The file is opened in SWMR read mode, so a file still being written, or left by a
+killed run, reads up to its last flushed frame (:meth:`Run.refresh` picks up frames written
+since).
 
 Anything wrong with the file (missing, not HDF5, truncated, not ours, another schema version,
 corrupt data) raises :class:`RunFileError` with one line naming the file and the problem.
@@ -25,22 +26,29 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from abm.errors import RunFileError
-from abm.observers.hdf5 import CELL_COLUMNS, RUN_FILE, SCHEMA
-
-_REQUIRED = (
-    "time_min",
-    "fields",
-    "tissue/compartment",
-    "cells/offsets",
-    "metrics",
-    *(f"cells/{c}" for c in CELL_COLUMNS),
+from abm.schema import (
+    CELL_COLUMNS,
+    CELLS,
+    CODES_ATTR,
+    COMPARTMENT,
+    FIELDS,
+    METRICS,
+    NAMES_ATTR,
+    OFFSETS,
+    REQUIRED,
+    RUN_FILE,
+    SCHEMA,
+    SCHEMA_PREFIX,
+    TIME,
+    UNITS_ATTR,
 )
+
 AXIS_NAMES = ("x", "y", "z")
 
 
 def _read_mapping(obj: h5py.HLObject) -> dict[int, str]:
-    codes = obj.attrs.get("codes")
-    names = obj.attrs.get("names")
+    codes = obj.attrs.get(CODES_ATTR)
+    names = obj.attrs.get(NAMES_ATTR)
     if codes is None or names is None:
         return {}
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
@@ -94,17 +102,19 @@ class Run:
         schema = f.attrs.get("schema")
         if isinstance(schema, bytes):
             schema = schema.decode()
-        if schema is None or not str(schema).startswith("oa-abm/"):
-            raise RunFileError(f"{p}: not an oa-abm run file (no root attribute schema='oa-abm/N')")
+        if schema is None or not str(schema).startswith(SCHEMA_PREFIX):
+            raise RunFileError(
+                f"{p}: not an oa-abm run file (no root attribute schema='{SCHEMA_PREFIX}N')"
+            )
         if schema != SCHEMA:
             raise RunFileError(
                 f"{p}: schema {schema!r} is not supported (this version of abm reads {SCHEMA!r})"
             )
-        missing = [name for name in _REQUIRED if name not in f]
+        missing = [name for name in REQUIRED if name not in f]
         if missing:
             listed = ", ".join("/" + m for m in missing)
             raise RunFileError(f"{p}: corrupt run file (missing {listed})")
-        if not len(f["fields"]):
+        if not len(f[FIELDS]):
             raise RunFileError(f"{p}: corrupt run file (/fields holds no field)")
 
     def _load_header(self) -> None:
@@ -114,34 +124,35 @@ class Run:
         self.ndim = len(self.shape)
         self.dx_um = float(f.attrs["dx_um"])
         self.dt_min = float(f.attrs["dt_min"])
-        self.field_names = list(f["fields"])
-        self.field_units = {n: str(f["fields"][n].attrs.get("units", "")) for n in self.field_names}
+        fields = f[FIELDS]
+        self.field_names = list(fields)
+        self.field_units = {n: str(fields[n].attrs.get(UNITS_ATTR, "")) for n in self.field_names}
         for name in self.field_names:
-            if f["fields"][name].shape[1:] != self.shape:
+            if fields[name].shape[1:] != self.shape:
                 raise RunFileError(
-                    f"{self.path}: corrupt run file (/fields/{name} has frame shape "
-                    f"{f['fields'][name].shape[1:]}, root attr shape is {self.shape})"
+                    f"{self.path}: corrupt run file (/{FIELDS}/{name} has frame shape "
+                    f"{fields[name].shape[1:]}, root attr shape is {self.shape})"
                 )
-        self.compartment = f["tissue/compartment"][...]
-        self.compartment_names = _read_mapping(f["tissue/compartment"])
-        self.cell_types = _read_mapping(f["cells/type"])
-        self.phenotypes = _read_mapping(f["cells/phenotype"])
+        self.compartment = f[COMPARTMENT][...]
+        self.compartment_names = _read_mapping(f[COMPARTMENT])
+        self.cell_types = _read_mapping(f[CELLS]["type"])
+        self.phenotypes = _read_mapping(f[CELLS]["phenotype"])
         self.refresh()
 
     def refresh(self) -> int:
         """Re-read the frame count of a file that is still being written; returns ``n_frames``."""
         f = self._f
         with self._reading("frame index"):
-            dsets = [f["time_min"], f["cells/offsets"], *(f["fields"][n] for n in self.field_names)]
+            dsets = [f[TIME], f[OFFSETS], *(f[FIELDS][n] for n in self.field_names)]
             for ds in dsets:
                 ds.refresh()
             n = min(
-                f["time_min"].shape[0],
-                f["cells/offsets"].shape[0] - 1,
-                *(f["fields"][n].shape[0] for n in self.field_names),
+                f[TIME].shape[0],
+                f[OFFSETS].shape[0] - 1,
+                *(f[FIELDS][n].shape[0] for n in self.field_names),
             )
-            self.time_min = f["time_min"][:n]
-            self._offsets = f["cells/offsets"][: n + 1]
+            self.time_min = f[TIME][:n]
+            self._offsets = f[OFFSETS][: n + 1]
         self.n_frames = int(n)
         self.__dict__.pop("metrics", None)
         return self.n_frames
@@ -177,8 +188,8 @@ class Run:
         """Field ``name`` at ``frame`` (negative counts from the end): float32 (*shape)."""
         self.check_field(name)
         k = self._frame(frame)
-        with self._reading(f"/fields/{name} frame {k}"):
-            return self._f["fields"][name][k]
+        with self._reading(f"/{FIELDS}/{name} frame {k}"):
+            return self._f[FIELDS][name][k]
 
     def cells(self, frame: int = -1) -> pd.DataFrame:
         """The cells of ``frame``: one row per cell.
@@ -188,8 +199,8 @@ class Run:
         """
         k = self._frame(frame)
         a, b = int(self._offsets[k]), int(self._offsets[k + 1])
-        g = self._f["cells"]
-        with self._reading(f"/cells rows {a}:{b} (frame {k})"):
+        g = self._f[CELLS]
+        with self._reading(f"/{CELLS} rows {a}:{b} (frame {k})"):
             cols = {c: g[c][a:b] for c in CELL_COLUMNS}
         pos = cols.pop("pos").reshape(b - a, self.ndim)
         df = pd.DataFrame({"id": cols["id"], "type": cols["type"]})
@@ -204,8 +215,8 @@ class Run:
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """All metric rows written so far (one per step), ``time_min`` first."""
-        g = self._f["metrics"]
-        with self._reading("/metrics"):
+        g = self._f[METRICS]
+        with self._reading(f"/{METRICS}"):
             for ds in g.values():
                 ds.refresh()
             cols = {name: ds[...] for name, ds in g.items()}

@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from abm.backend import BackendError, cuda_device_count, get_backend, synchronize, to_numpy
+from abm.backend import cuda_device_count, get_backend, synchronize, to_numpy
+from abm.errors import BackendError
 
 
 def test_numpy_backend():

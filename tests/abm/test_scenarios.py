@@ -1,4 +1,4 @@
-"""Scenario outcomes of MODEL.md section 5 at small scale (small lattice, dt = 10 min)."""
+"""Scenario outcomes (docs/ODD.md 2.5) at small scale (small lattice, dt = 10 min)."""
 
 from __future__ import annotations
 

@@ -14,10 +14,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from abm.config import compose
+from abm.errors import RunFileError
 from abm.model import metric_names
 from abm.observers.checkpoint import read_checkpoint
-from abm.replay import RunFileError, load_run
+from abm.replay import load_run
 from abm.runner import simulate
+from abm.units import MIN_PER_DAY
 
 SMALL = ["lattice.shape=[60,40]", "lattice.dx_um=25"]
 
@@ -96,7 +98,7 @@ def test_sigkill_leaves_readable_frames_and_resume_matches(tmp_path):
 
     # resume the killed run a little past its checkpoint; compare with an uninterrupted run
     t_c = read_checkpoint(out / "checkpoint.h5").time_min
-    days = (t_c + 20.0) / 1440.0
+    days = (t_c + 20.0) / MIN_PER_DAY
     res = abm_run(f"resume={out / 'run.h5'}", f"sim.days={days!r}")
     assert res.returncode == 0, res.stderr
     saved = OmegaConf.load(out / ".hydra" / "config.yaml")

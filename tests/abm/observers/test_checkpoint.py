@@ -7,12 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abm.observers.checkpoint import (
-    ResumeError,
-    read_checkpoint,
-    resume_config,
-    write_checkpoint,
-)
+from abm.errors import ResumeError
+from abm.observers.checkpoint import read_checkpoint, resume_config, write_checkpoint
 from abm.replay import load_run
 from abm.runner import simulate
 from tests.abm.fake_model import FakeModel, SimulationError, fake_config

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from abm.observers import Observer
-from abm.observers.hdf5 import SCHEMA
 from abm.replay import load_run
 from abm.runner import run, simulate
+from abm.schema import CELL_DTYPES, REQUIRED, ROOT_ATTRS, SCHEMA
 from tests.abm.fake_model import FIELDS, FakeModel, fake_config
 
 
@@ -75,8 +75,12 @@ def test_file_layout_chunks_and_compression(tmp_path):
         assert ds.maxshape[0] is None
         assert f["cells/offsets"].shape == (f["time_min"].shape[0] + 1,)
         assert f["cells/offsets"][0] == 0
-        for key in ("config_yaml", "seed", "backend", "abm_version", "dx_um", "dt_min", "ndim"):
-            assert key in f.attrs
+        assert f.attrs["schema"] == SCHEMA == "oa-abm/1"  # the contract, spelled out
+        assert set(f.attrs) == set(ROOT_ATTRS)
+        assert all(name in f for name in REQUIRED)
+        for col, dtype in CELL_DTYPES.items():
+            assert f["cells"][col].dtype == dtype
+        assert f["cells/pos"].shape[1:] == (2,)
         assert list(f["cells/type"].attrs["names"]) == ["macrophage", "fls", "msc"]
 
 

@@ -20,6 +20,7 @@ from abm.replay.movie import ffmpeg_available, write_movie
 from abm.replay.plots import summary_figure
 from abm.replay.viewer import SliderViewer
 from abm.runner import simulate
+from abm.units import MIN_PER_DAY
 from tests.abm.fake_model import FakeModel, fake_config
 
 
@@ -70,7 +71,7 @@ def test_frame_plot_shows_the_frame(run2d):
     np.testing.assert_array_equal(plot.image.get_array(), run2d.field("COL2", -1))
     n_shown = sum(len(sc.get_offsets()) for sc in plot.scatter.values())
     assert n_shown == len(run2d.cells(-1))
-    assert plot.cursors[0].get_xdata()[0] == pytest.approx(run2d.time_min[-1] / 1440)
+    assert plot.cursors[0].get_xdata()[0] == pytest.approx(run2d.time_min[-1] / MIN_PER_DAY)
 
 
 def test_slider_viewer_moves_and_saves(run2d, tmp_path):

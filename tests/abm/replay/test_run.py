@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
+from abm.errors import RunFileError
 from abm.observers.hdf5 import RunWriter
-from abm.replay import RunFileError, load_run
+from abm.replay import load_run
 from abm.runner import simulate
 from tests.abm.fake_model import FakeModel, fake_config
 
