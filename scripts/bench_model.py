@@ -1,9 +1,10 @@
 """Model-scale benchmark report: whole-model throughput, default 2D run time, peak RSS.
 
-Data flow: cases of ``abm.cli.bench`` (Hydra overrides) -> ``abm.JointModel`` steps timed with
-the lattice solver split out (``bench_cells``), optional cProfile of the ~1e5-cell case, and
-optional ``abm-run`` child processes under ``/usr/bin/time -v`` (wall time, peak RSS) ->
-a printed summary and a JSON file. All timings are medians of repeated steps.
+Data flow: cell cases of ``abm.bench.cases`` (Hydra overrides, densities scaled from the
+composed scenario) -> ``abm.JointModel`` steps timed phase by phase through the model's phase
+hook (``abm.bench.suite.bench_cells``), optional cProfile of the ~1e5-cell case, and optional
+``abm-run`` child processes under ``/usr/bin/time -v`` (wall time, peak RSS) -> a printed
+summary and a JSON file. All timings are medians of repeated steps.
 
     python scripts/bench_model.py                       # 3D ~1e4, ~1e5, ~1e6 cells (numpy)
     python scripts/bench_model.py --profile             # + cProfile of the ~1e5 case
@@ -11,8 +12,9 @@ a printed summary and a JSON file. All timings are medians of repeated steps.
     python scripts/bench_model.py --default-2d          # + abm-run sim.days=28 therapy=msc
 
 (a) cell-steps/s = cells / median step time, for all five cell types (MSCs injected at t = 0),
-    with the step split into the lattice solver (``model.stepper``) and the rest ("rules":
-    sensing, rules, moves, secretion, matrix, metrics);
+    with the step split into the lattice solver (the model's ``transport`` phase) and the rest
+    ("rules": sensing, rules, moves, secretion, matrix, metrics), and the median of every
+    phase of the step (sense, decide, act, transport, tissue, events, observe);
 (b) the default 2D scenario (``abm-run sim.days=28 therapy=msc``: observers and files
     included) as a child process, and a model-only projection from its median step;
 (c) peak RSS of child ``abm-run`` processes: the default 2D run and a 3D 128^3 ~1e5-cell run.
@@ -28,26 +30,17 @@ import pstats
 import sys
 from pathlib import Path
 
-from abm.cli.bench import (
-    CELL_CASES,
-    BenchError,
-    CellCase,
-    abm_run_measured,
-    bench_cells,
-    build_model,
-    check_backends,
-    machine_info,
-)
+from abm.bench.cases import CELL_CASES, MSC_T0, CellCase, build_model, model_overrides
+from abm.bench.machine import check_backends, machine_info
+from abm.bench.processes import abm_run_measured
+from abm.bench.suite import bench_cells
+from abm.errors import BenchError
 
 DEFAULT_CASES = ("3d-1e4", "3d-1e5", "3d-1e6")
-DEFAULT_2D = CellCase("2d-default", ("therapy=msc", "therapy.day=0"), 3_500)
+DEFAULT_2D = CellCase("2d-default", MSC_T0)  # the default lattice and densities
 DEFAULT_2D_RUN = ("sim.days=28", "therapy=msc")
 STEPS_PER_28_DAYS = 28 * 1440 // 2  # at the default dt_min = 2
-RSS_3D_RUN = (
-    *CELL_CASES["full"]["3d-1e5"].overrides,
-    "sim.days=0.05",
-    "output.snapshot_every_min=36",
-)
+RSS_3D_RUN = ("sim.days=0.05", "output.snapshot_every_min=36")  # after the 3d-1e5 overrides
 RSS_2D_RUN = ("therapy=msc", "sim.days=1")
 
 
@@ -57,7 +50,7 @@ def profile_case(case: CellCase, backend: str, steps: int, top: int = 20) -> str
     Only the main thread is profiled: the solver's worker threads show up as the waiting
     main thread's time inside ``kernels.diffusion``.
     """
-    model, _ = build_model(case.overrides, backend)
+    model, _ = build_model(model_overrides(case), backend)
     model.step()
     prof = cProfile.Profile()
     prof.enable()
@@ -72,13 +65,14 @@ def profile_case(case: CellCase, backend: str, steps: int, top: int = 20) -> str
 
 
 def _fmt_cells(r: dict) -> str:
+    phases = ", ".join(f"{name} {1e3 * s:.1f}" for name, s in r["phase_median_s"].items())
     return (
         f"{r['case']:<10} {r['n_cells']:>9.0f} cells  {1e3 * r['median_s']:8.1f} ms/step  "
         f"{r['cell_steps_per_s'] / 1e6:6.3f} M cell-steps/s  solver {1e3 * r['solver_s']:7.1f} ms "
         f"({100 * r['solver_fraction']:.0f}%)  rules {1e3 * r['rules_s']:7.1f} ms "
         f"({r['rules_cell_steps_per_s'] / 1e6:.3f} M cell-steps/s)  "
         f"build {r['build_s']:.1f} s  n={r['timed_steps']}  peak RSS so far "
-        f"{r['process_peak_rss_mb']:.0f} MB"
+        f"{r['process_peak_rss_mb']:.0f} MB\n  phases (ms): {phases}"
     )
 
 
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         default=list(DEFAULT_CASES),
         choices=[*CELL_CASES["full"], *CELL_CASES["small"]],
-        help="cell cases of abm.cli.bench (default: 3D ~1e4, ~1e5, ~1e6)",
+        help="cell cases of abm.bench.cases (default: 3D ~1e4, ~1e5, ~1e6)",
     )
     p.add_argument("--backend", default="numpy", help="numpy or cupy")
     p.add_argument("--repeats", type=int, default=7, help="timed steps per case (median)")
@@ -146,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.rss:
         children.append(("default-2d-1d", RSS_2D_RUN, 900))
     if args.rss:
-        children.append(("3d-1e5-rss", RSS_3D_RUN, 900))
+        children.append(("3d-1e5-rss", (*model_overrides(cases["3d-1e5"]), *RSS_3D_RUN), 900))
     report["children"] = []
     for label, overrides, timeout in children:
         print(f"# abm-run {' '.join(overrides)}", flush=True)

@@ -1,16 +1,19 @@
-"""abm-bench in subprocesses: tiny sizes write bench.json + bench.png and print the table;
-an unknown or unusable backend stops with one line and exit code 2."""
+"""abm-bench in subprocesses: tiny sizes write bench.json + bench.png and print the tables
+(with the phases of a model step; the solver against the yardstick with ``--what ratio``); an
+unknown or unusable backend stops with one line and exit code 2."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 import pytest
 
 from abm.backend import cuda_device_count
+from abm.model import PHASES
 
 
 def abm_bench(*args, timeout=180):
@@ -51,11 +54,28 @@ def test_small_run_writes_json_png_and_table(tmp_path):
             assert r["n_cells"] > 0 and 0 < r["solver_s"] < r["median_s"]
             assert set(r["cells_by_type"]) == {"macrophage", "tcell", "fls", "chondrocyte", "msc"}
             assert r["cells_by_type"]["msc"] > 0  # injected at t = 0, before the timed step
+            assert tuple(r["phase_median_s"]) == PHASES
+            assert r["phase_median_s"]["transport"] == r["solver_s"]
+            assert {k.split("=")[0] for k in r["overrides"]} >= {"scenario", "scenario.mac_density"}
     png = tmp_path / "bench.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = res.stdout.splitlines()
     assert lines[0].split()[:3] == ["what", "case", "backend"]
     assert sum(line.startswith(("lattice", "cells")) for line in lines) == 4
+    assert "phase medians (ms)" in lines
+
+
+def test_ratio_against_the_yardstick(tmp_path):
+    res = abm_bench("--what", "ratio", "--sizes", "small", "--repeats", "1", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "bench.json").read_text())
+    rows = report["results"]
+    assert {(r["what"], r["case"]) for r in rows} == {("ratio", "2d-128"), ("ratio", "3d-32")}
+    for r in rows:
+        assert r["fields"] == 8 and r["reference"]["median_s"] > 0
+        pairs = [a / b for a, b in zip(r["reference"]["times_s"], r["times_s"], strict=True)]
+        assert r["ratio_vs_reference"] == pytest.approx(statistics.median(pairs))
+    assert sum("yardstick" in line and "-> x" in line for line in res.stdout.splitlines()) == 2
 
 
 def test_lattice_only(tmp_path):
