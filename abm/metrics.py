@@ -54,15 +54,6 @@ def catalogue(types: list[Any], bio: Any) -> list[Metric]:
     return out + tissue_metrics()
 
 
-def metric_names() -> list[str]:
-    """Metric columns in order, for the registered cell types."""
-    from abm.cells import registry
-    from abm.params import default_biology
-
-    bio = default_biology()
-    return [m.name for m in catalogue([t(getattr(bio, t.name)) for t in registry()], bio)]
-
-
 def compute_row(model: Any, metrics: list[Metric]) -> tuple[dict[str, float], float, float]:
     """The metric row of ``model`` now, and the smallest and largest field value; one
     device->host copy. Cell counts are exact (float32 holds integers below 2**24)."""

@@ -3,7 +3,7 @@
 Data flow: validated config -> build (tissue and transport, frozen biology, one population per
 registered cell type, initial cells, matrix, lattice solver) -> ``step()`` in the fixed order
 of :data:`PHASES` (sense, decide, act, transport, tissue, events, observe) -> one metric row
-per step through mesa's DataCollector; observers (:mod:`abm.runner`) take host copies through
+per step through mesa's DataCollector; observers (:mod:`abm.loop`) take host copies through
 :meth:`snapshot` / :meth:`get_state` only when they fire.
 
 The model knows no cell type by name: it calls the same methods of every registered type
@@ -32,9 +32,10 @@ from abm.cells.population import Populations
 from abm.config import ScenarioConf
 from abm.errors import SimulationError
 from abm.events import apply_events, inject_msc
+from abm.loop import run
 from abm.matrix import Matrix
 from abm.metrics import catalogue, compute_row, units
-from abm.params import FIELD_NAMES, load_biology
+from abm.params import FIELD_NAMES, default_biology, load_biology
 from abm.seeding import seed_cells
 from abm.space import World
 from abm.state import Flags, ModelState
@@ -52,10 +53,10 @@ _NO_TIMER = nullcontext()
 
 
 def metric_names() -> list[str]:
-    """Metric columns in order (the contract of ``metrics.csv``; see :mod:`abm.metrics`)."""
-    from abm.metrics import metric_names as names
-
-    return names()
+    """Metric columns in order for the registered cell types (the contract of ``metrics.csv``;
+    see :mod:`abm.metrics`)."""
+    bio = default_biology()
+    return [m.name for m in catalogue([t(getattr(bio, t.name)) for t in registry()], bio)]
 
 
 class JointModel(mesa.Model):
@@ -150,8 +151,6 @@ class JointModel(mesa.Model):
     def run(self, days: float | None = None) -> pd.DataFrame:
         """Step for ``days`` simulated days (default ``cfg.sim.days``) through the runner's
         loop (no observers); returns the metrics."""
-        from abm.runner import run
-
         days = float(self.cfg.sim.days if days is None else days)
         run(self, [], until_min=self.time_min + days * MIN_PER_DAY)
         return self.metrics

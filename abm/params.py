@@ -186,7 +186,7 @@ class Biology:
 def declarations() -> dict[str, Any]:
     """Name -> field declaration of ``biology``: the shared ones, then one group per
     registered cell type (its ``Params`` class)."""
-    from abm.cells import registry
+    from abm.cells.registry import registry
 
     out = dict(SHARED)
     for ct in registry():
@@ -420,7 +420,7 @@ def _tag(source: str) -> str:
 def parameters_md() -> str:
     """docs/parameters.md: every declared biology parameter (value, unit, plausible range,
     hard bounds, source), generated from the declarations."""
-    from abm.cells import registry
+    from abm.cells.registry import registry
 
     lines = [
         "# Parameters",

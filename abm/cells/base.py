@@ -56,6 +56,7 @@ class WorldDraw(enum.IntEnum):
     RECRUIT_PRIO = 53  # priority among competing recruits
     MOVE_PRIO = 60  # priority among cells that target one voxel
     INIT = 70  # initial placement: INIT + offset, keyed by voxel (step 0, see seeding)
+    VESSELS = 99  # vessel placement, keyed by voxel (step 0): abm.tissue.VESSEL_DRAW
 
 
 # ------------------------------------------------------------------ small rule helpers

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from abm.cells import register
 from abm.cells.base import CellType, Fate, Seeding, StepContext, draws, event_prob
+from abm.cells.registry import register
 from abm.metrics import Metric
 from abm.params import FRACTION, param, table
 

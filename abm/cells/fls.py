@@ -14,8 +14,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from abm.cells import register
 from abm.cells.base import CellType, Fate, Seeding, StepContext, draws, event_prob
+from abm.cells.registry import register
 from abm.metrics import Metric
 from abm.params import FRACTION, param, table
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from abm.cells import register
 from abm.cells.base import CellType, Fate, StepContext, draws, event_prob
+from abm.cells.registry import register
 from abm.metrics import Metric
 from abm.params import FRACTION, param, table
 from abm.units import MIN_PER_DAY

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from abm.cells import register
 from abm.cells.base import CellType, Fate, Seeding, StepContext, WorldDraw, draws, event_prob
 from abm.cells.population import NAIVE, TH1, TH17, TREG
+from abm.cells.registry import register
 from abm.metrics import Metric
 from abm.params import group, param, table
 

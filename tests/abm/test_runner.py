@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from abm.loop import run
 from abm.observers import Observer, Schedule
-from abm.runner import run
 from tests.abm.fake_model import FakeModel, SimulationError, fake_config
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from abm.loop import run
 from abm.observers import Observer
 from abm.replay import load_run
-from abm.runner import run, simulate
+from abm.runner import simulate
 from abm.schema import CELL_DTYPES, REQUIRED, ROOT_ATTRS, SCHEMA
 from tests.abm.fake_model import FIELDS, FakeModel, fake_config
 
