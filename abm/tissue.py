@@ -16,8 +16,10 @@ import numpy as np
 
 from abm.config import compartment_rows
 from abm.params import FIELD_NAMES
+from kernels.random import uniform
 
 BONE, CARTILAGE, FLUID, LINING, SUBLINING = range(5)
+VESSEL_DRAW = 99  # draw purpose of vessel placement (step 0, by voxel): WorldDraw.VESSELS
 COMPARTMENTS = {BONE: "bone", CARTILAGE: "cartilage", FLUID: "fluid", LINING: "lining",
                 SUBLINING: "sublining"}  # fmt: skip
 
@@ -70,7 +72,8 @@ class Tissue:
 
 
 def build_tissue(lattice: Any, seed: int) -> Tissue:
-    """Compartments and vessels from the ``lattice`` config (vessels drawn with ``seed``)."""
+    """Compartments and vessels from the ``lattice`` config (vessels: counter-based draws keyed
+    by (``seed``, step 0, :data:`VESSEL_DRAW`, voxel), like every other draw of a run)."""
     shape = tuple(int(s) for s in lattice.shape)
     rows = compartment_rows(lattice)
     order = ("bone", "cartilage", "fluid", "lining", "sublining")
@@ -89,7 +92,8 @@ def build_tissue(lattice: Any, seed: int) -> Tissue:
     sub = np.flatnonzero(compartment.ravel() == SUBLINING)
     row_of = sub // int(np.prod(shape[1:]))
     sub = sub[row_of >= spans["sublining"][0] + 2] if rows["sublining"] > 2 else sub
-    rng = np.random.default_rng([seed, 0x7E55E1])
     n_vessels = max(1, round(lattice.vessel_density * sub.size)) if sub.size else 0
-    vessels = np.sort(rng.choice(sub, size=n_vessels, replace=False)) if n_vessels else sub
+    # the n_vessels candidates with the smallest counter-based key (keyed by voxel index)
+    key = uniform(np, seed, 0, VESSEL_DRAW, sub)
+    vessels = np.sort(sub[np.argsort(key, kind="stable")[:n_vessels]])
     return Tissue(shape, float(lattice.dx_um), compartment, vessels.astype(np.int64), spans)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 import abm
+from abm.cells.base import WorldDraw
 from abm.config import FIELD_NAMES
-from abm.tissue import BONE, CARTILAGE, FLUID, LINING, SUBLINING, build_tissue
+from abm.tissue import BONE, CARTILAGE, FLUID, LINING, SUBLINING, VESSEL_DRAW, build_tissue
 
 
 def test_layers_vessels_and_transport():
@@ -31,3 +32,25 @@ def test_3d_extrudes_the_same_layering():
     t = build_tissue(cfg.lattice, seed=1)
     assert t.compartment.shape == (80, 6, 5)
     assert (t.compartment == t.compartment[:, :1, :1]).all()
+
+
+def test_vessels_are_counter_based_draws_in_the_deep_sublining():
+    lat = abm.compose(["lattice.vessel_density=0.05"]).lattice
+    a, b, c = build_tissue(lat, 0), build_tissue(lat, 0), build_tissue(lat, 1)
+    np.testing.assert_array_equal(a.vessels, b.vessels)  # same seed, same vessels
+    assert not np.array_equal(a.vessels, c.vessels)
+    assert np.all(np.diff(a.vessels) > 0)  # sorted, distinct
+    sub = a.compartment.ravel() == SUBLINING
+    assert sub[a.vessels].all()
+    rows = a.vessels // int(np.prod(a.shape[1:]))
+    assert rows.min() >= a.rows["sublining"][0] + 2
+    assert a.vessels.size == round(0.05 * _deep(a))
+
+
+def _deep(t):
+    lateral = int(np.prod(t.shape[1:]))
+    return (t.shape[0] - (t.rows["sublining"][0] + 2)) * lateral
+
+
+def test_the_vessel_purpose_is_registered_with_the_other_draws():
+    assert WorldDraw.VESSELS == VESSEL_DRAW
