@@ -73,8 +73,9 @@ class RuleHarness:
         self.habitat_voxels = 10**12
         self.clamp()
 
-    def clamp(self, **levels: float) -> RuleHarness:
-        """Every cell sees ``levels`` (field name -> concentration), the other fields 0."""
+    def clamp(self, **levels: Any) -> RuleHarness:
+        """Every cell sees ``levels`` (field name -> concentration, a number or an (N,) array
+        of one level per cell), the other fields 0."""
         n = self.pop.n
         values = np.zeros((len(FIELD_NAMES), n), dtype=np.float32)
         for name, level in levels.items():
