@@ -16,6 +16,8 @@ from abm.backend import to_numpy
 from abm.cells.base import StepContext
 from abm.tissue import CARTILAGE
 
+MAINTAINER = "chondrocyte"  # the cell type whose synthesis drive maintains the matrix
+
 
 def territories(tissue: Any, chondro_voxels: np.ndarray) -> np.ndarray:
     """For each cartilage voxel, the flat voxel of the chondrocyte that maintains it (nearest
@@ -57,9 +59,10 @@ class Matrix:
         self._synth = xp.zeros(tissue.n_voxels, dtype=dtype)
         self.owner: Any = None
 
-    def bind(self, tissue: Any, chondro_voxels: Any) -> None:
+    def bind(self, model: Any) -> None:
         """Fix each cartilage voxel's chondrocyte (after the initial cells are placed)."""
-        self.owner = self.xp.asarray(territories(tissue, to_numpy(chondro_voxels)))
+        voxels = to_numpy(model.cells[MAINTAINER]["voxel"])
+        self.owner = self.xp.asarray(territories(model.tissue, voxels))
 
     def field(self, name: str) -> Any:
         return {"AGG": self.agg, "COL2": self.col2}[name]
@@ -70,10 +73,12 @@ class Matrix:
     def col2_cart(self) -> Any:
         return self.col2.reshape(-1)[self.cart_idx]
 
-    def update(self, ctx: StepContext, chondrocyte: Any, pop: Any, prot: Any) -> None:
-        """One step: synthesis drive of ``chondrocyte`` (its type) cells ``pop`` in their
-        territories, PROT (*shape) degradation."""
+    def update(self, ctx: StepContext, model: Any) -> None:
+        """One step: synthesis drive of the chondrocytes in their territories, degradation
+        by the model's PROT field."""
         xp, m, dt = self.xp, ctx.bio.matrix, ctx.dt
+        chondrocyte, pop = model.types_by_name[MAINTAINER], model.cells[MAINTAINER]
+        prot = model.u[model.fidx["PROT"]]
         self._synth.fill(0)
         if pop.n:
             self._synth[pop["voxel"]] = chondrocyte.synthesis(ctx, pop)

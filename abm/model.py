@@ -103,7 +103,7 @@ class JointModel(mesa.Model):
         self.world = World(self)
         self.next_id = 0
         seed_cells(self)
-        self.matrix.bind(tissue, self.cells["chondrocyte"]["voxel"])
+        self.matrix.bind(self)
 
         self.metric_catalogue = catalogue(self.types, self.bio)
         self._names = [m.name for m in self.metric_catalogue]
@@ -203,8 +203,7 @@ class JointModel(mesa.Model):
         with self._phase("transport"):
             self.u = self.stepper(self.u, self._source, self._uptake)
         with self._phase("tissue"):
-            self.matrix.update(ctx, self.types_by_name["chondrocyte"], self.cells["chondrocyte"],
-                               self.u[self.fidx["PROT"]])  # fmt: skip
+            self.matrix.update(ctx, self)
         self.time_min = self.steps * self.dt_min
         with self._phase("events"):
             apply_events(self, ctx)

@@ -2,7 +2,8 @@
 scenario's densities, types with a lower ``seed_order`` first (they claim their voxels first).
 
 Every draw is counter-based and keyed by voxel (placement) or cell id (initial states) at
-step 0, with purpose ``WorldDraw.INIT + offset``: the same cells on any backend, in any order.
+step 0, with the purposes each type registers for it (70-89 by convention): the same cells on
+any backend, in any order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from abm.backend import to_numpy
-from abm.cells.base import WorldDraw
 from kernels.random import normal, uniform
 
 
@@ -24,11 +24,11 @@ class SeedContext:
         self.seed = seed
         self.scenario = scenario
 
-    def uniform(self, offset: int, ids: Any) -> Any:
-        return uniform(self.xp, self.seed, 0, WorldDraw.INIT + offset, ids)
+    def uniform(self, purpose: int, ids: Any) -> Any:
+        return uniform(self.xp, self.seed, 0, purpose, ids)
 
-    def normal(self, offset: int, ids: Any) -> Any:
-        return normal(self.xp, self.seed, 0, WorldDraw.INIT + offset, ids)
+    def normal(self, purpose: int, ids: Any) -> Any:
+        return normal(self.xp, self.seed, 0, purpose, ids)
 
 
 def seed_cells(model: Any) -> None:
@@ -41,7 +41,7 @@ def seed_cells(model: Any) -> None:
     for t in sorted(model.types, key=lambda t: t.seed_order):
         picked = []
         for s in t.seeding(model.scenario):
-            u = to_numpy(uniform(xp, model.seed, 0, WorldDraw.INIT + s.offset, vox_ids))
+            u = to_numpy(uniform(xp, model.seed, 0, s.draw, vox_ids))
             chosen = world.regions[s.region] & ~occ & (u < float(s.density))
             occ[chosen] = True
             picked.append(np.flatnonzero(chosen))

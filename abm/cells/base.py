@@ -55,7 +55,7 @@ class WorldDraw(enum.IntEnum):
     RECRUIT_DIR = 52  # neighbour chosen for the recruit
     RECRUIT_PRIO = 53  # priority among competing recruits
     MOVE_PRIO = 60  # priority among cells that target one voxel
-    INIT = 70  # initial placement: INIT + offset, keyed by voxel (step 0, see seeding)
+    # 70-89: the cell types' initial placement (keyed by voxel) and states (by cell id), step 0
     VESSELS = 99  # vessel placement, keyed by voxel (step 0): abm.tissue.VESSEL_DRAW
 
 
@@ -182,10 +182,10 @@ class Fate:
 @dataclass(frozen=True)
 class Seeding:
     """Initial placement of one region: cells go into ``region`` voxels (names of
-    :data:`abm.tissue.REGIONS`) at ``density`` (fraction of free voxels), drawn with
-    offset ``offset`` of :attr:`WorldDraw.INIT`."""
+    :func:`abm.space.regions`) at ``density`` (fraction of free voxels), drawn with purpose
+    ``draw`` (one of the type's registered draws, 70-89 by convention; step 0, keyed by voxel)."""
 
-    offset: int
+    draw: int
     region: str
     density: float
 

@@ -25,6 +25,7 @@ CATABOLIC = 0.5
 @draws
 class Draw(enum.IntEnum):
     APOPTOSIS = 30
+    INIT_PLACE = 70  # initial placement (step 0, keyed by voxel)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Chondrocyte(CellType):
     seed_order = 0
 
     def seeding(self, scenario: Any) -> list[Seeding]:
-        return [Seeding(0, "cartilage", self.p.density)]
+        return [Seeding(Draw.INIT_PLACE, "cartilage", self.p.density)]
 
     def initial(self, ctx: Any, ids: Any) -> dict[str, Any]:
         n = ids.shape[0]

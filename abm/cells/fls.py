@@ -28,6 +28,9 @@ class Draw(enum.IntEnum):
     DEATH = 21
     DIV_DIR = 22
     DIV_PRIO = 23
+    INIT_PLACE_LINING = 71  # initial placement (step 0, keyed by voxel)
+    INIT_PLACE_SUBLINING = 72
+    INIT_STATE = 80  # initial activation (step 0, keyed by cell id)
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,11 @@ class FLS(CellType):
     divide_draws = (Draw.DIV_DIR, Draw.DIV_PRIO)
 
     def seeding(self, scenario: Any) -> list[Seeding]:
-        return [Seeding(1, "lining", scenario.fls_lining_density),
-                Seeding(2, "sublining", scenario.fls_density)]  # fmt: skip
+        return [Seeding(Draw.INIT_PLACE_LINING, "lining", scenario.fls_lining_density),
+                Seeding(Draw.INIT_PLACE_SUBLINING, "sublining", scenario.fls_density)]  # fmt: skip
 
     def initial(self, ctx: Any, ids: Any) -> dict[str, Any]:
-        a0 = ctx.scenario.fls_a0 + 0.1 * ctx.normal(10, ids)
+        a0 = ctx.scenario.fls_a0 + 0.1 * ctx.normal(Draw.INIT_STATE, ids)
         return {"state": ctx.xp.clip(a0, 0, 1)}
 
     def update(self, ctx: StepContext, pop: Any) -> Fate:

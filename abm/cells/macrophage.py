@@ -25,6 +25,8 @@ class Draw(enum.IntEnum):
     DEATH = 1
     MOVE = 2
     DIR = 3
+    INIT_PLACE = 73  # initial placement (step 0, keyed by voxel)
+    INIT_STATE = 81  # initial polarization (step 0, keyed by cell id)
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,10 @@ class Macrophage(CellType):
     recruit_draw = WorldDraw.RECRUIT_MAC
 
     def seeding(self, scenario: Any) -> list[Seeding]:
-        return [Seeding(3, "synovium", scenario.mac_density)]
+        return [Seeding(Draw.INIT_PLACE, "synovium", scenario.mac_density)]
 
     def initial(self, ctx: Any, ids: Any) -> dict[str, Any]:
-        p0 = ctx.scenario.mac_p0 + 0.2 * ctx.normal(11, ids)
+        p0 = ctx.scenario.mac_p0 + 0.2 * ctx.normal(Draw.INIT_STATE, ids)
         return {"state": ctx.xp.clip(p0, -1, 1)}
 
     def update(self, ctx: StepContext, pop: Any) -> Fate:

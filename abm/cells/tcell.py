@@ -35,6 +35,8 @@ class Draw(enum.IntEnum):
     DIR = 15
     DIV_DIR = 16
     DIV_PRIO = 17
+    INIT_PLACE = 74  # initial placement (step 0, keyed by voxel)
+    INIT_SUBSET = 82  # initial subset (step 0, keyed by cell id)
 
 
 SOURCE = "calibrated"
@@ -83,12 +85,12 @@ class TCell(CellType):
     recruit_draw = WorldDraw.RECRUIT_T
 
     def seeding(self, scenario: Any) -> list[Seeding]:
-        return [Seeding(4, "sublining", scenario.tcell_density)]
+        return [Seeding(Draw.INIT_PLACE, "sublining", scenario.tcell_density)]
 
     def initial(self, ctx: Any, ids: Any) -> dict[str, Any]:
         xp = ctx.xp
         cum = np.cumsum(np.asarray(ctx.scenario.tcell_subsets, dtype=np.float64))
-        u = ctx.uniform(12, ids)
+        u = ctx.uniform(Draw.INIT_SUBSET, ids)
         subset = xp.sum(u[None, :] >= xp.asarray(cum[:-1], dtype=u.dtype)[:, None], axis=0)
         return {"subset": subset, "state": xp.ones(ids.shape[0])}
 

@@ -23,6 +23,7 @@ class Draw(enum.IntEnum):
     DEATH = 90
     MOVE = 91
     DIR = 92
+    INIT_PLACE = 89
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Neutrophil(CellType):
     habitat = ("sublining",)
 
     def seeding(self, scenario: Any) -> list[Seeding]:
-        return [Seeding(20, "sublining", self.p.density)]
+        return [Seeding(Draw.INIT_PLACE, "sublining", self.p.density)]
 
     def update(self, ctx: StepContext, pop: Any) -> Fate:
         death = ctx.uniform(Draw.DEATH, pop["id"]) < event_prob(ctx.xp, self.p.death_rate, ctx.dt)
