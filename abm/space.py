@@ -9,6 +9,7 @@ counter-based draws (:mod:`kernels.moves`), so results do not depend on cell ord
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,13 @@ from abm.tissue import CARTILAGE, FLUID, LINING, SUBLINING
 from kernels.moves import neighbors, place_daughters, resolve_moves
 
 SURFACE_ROWS = 2  # fluid rows next to the lining where adhered MSCs sit and move
+
+
+def move_substeps(types: list[Any], dt_min: float, dx_um: float) -> int:
+    """Sub-steps of the move phase: enough that the fastest type (``speed_um_min`` in its
+    parameters) needs at most one voxel per sub-step; 1 at the default dt."""
+    speed = max((float(getattr(t.p, "speed_um_min", 0.0)) for t in types), default=0.0)
+    return max(1, math.ceil(speed * dt_min / dx_um - 1e-9))
 
 
 def regions(tissue: Any) -> dict[str, np.ndarray]:
@@ -58,6 +66,7 @@ class World:
             self._habitat_n[t.name] = int(mask.sum())
         self.vessels = xp.asarray(tissue.vessels)
         self.recruiters = [t for t in model.types if t.recruit_draw is not None]
+        self.move_substeps = move_substeps(model.types, model.dt_min, self.dx_um)
         self._occ: Any = None
 
     # -- what the rules ask
@@ -145,23 +154,45 @@ class World:
         return occ
 
     def move(self, ctx: StepContext) -> None:
-        """Every type's targets (``motility``), exclusion resolved at random, then ``moved``."""
-        xp, cells = self.xp, self.model.cells
+        """Moves in :attr:`move_substeps` sub-steps of dt / n (so that no type needs more than
+        one voxel per sub-step at its speed): each sub-step, every type's targets
+        (``motility``), exclusion resolved at random among the movers, then ``moved``."""
+        for k in range(self.move_substeps):
+            self._move_once(ctx.substep(k, self.move_substeps))
+
+    def _move_once(self, ctx: StepContext) -> None:
+        xp, model = self.xp, self.model
         self._occ = self.occupancy()
-        targets = []
-        for t, pop in zip(self.model.types, cells, strict=True):
+        movers = []
+        for t, pop in zip(model.types, model.cells, strict=True):
             tgt = t.motility(ctx, pop) if pop.n else None
-            targets.append(xp.full(pop.n, -1, dtype=xp.int64) if tgt is None else tgt)
+            if tgt is not None:
+                movers.append((t, pop, tgt))
         self._occ = None
-        cur = cells.concat("voxel")
-        ids = cells.concat("id")
-        tgt = xp.concatenate(targets)
+        if not movers:
+            return
+        # targets are free voxels (walk excludes every occupied one): only movers can conflict
+        cur = xp.concatenate([pop["voxel"] for _, pop, _ in movers])
+        ids = xp.concatenate([pop["id"] for _, pop, _ in movers])
+        tgt = xp.concatenate([tgt for _, _, tgt in movers])
         tgt = xp.where(tgt == cur, -1, tgt)
-        prio = ctx.uniform(WorldDraw.MOVE_PRIO, ids)
+        prio = ctx.uniform(WorldDraw.MOVE_PRIO, model.cells.concat("id"))
+        prio = xp.concatenate([prio[a:b] for a, b in self._slices(movers)])
         new = resolve_moves(xp, self.n_voxels, cur, tgt, prio, ids)
-        for (pop, voxels), t in zip(cells.split(new), self.model.types, strict=True):
-            pop["voxel"] = voxels
+        start = 0
+        for t, pop, _ in movers:
+            stop = start + pop.n
+            pop["voxel"] = new[start:stop]
             t.moved(ctx, pop)
+            start = stop
+
+    def _slices(self, movers: list[tuple[Any, Any, Any]]) -> list[tuple[int, int]]:
+        """Where each mover population sits in ``cells.concat`` order."""
+        offsets, start = {}, 0
+        for pop in self.model.cells:
+            offsets[pop.name] = (start, start + pop.n)
+            start += pop.n
+        return [offsets[pop.name] for _, pop, _ in movers]
 
     def _place(self, occ: Any, kind: str, parents: Any, key: Any, choice: Any,
                prio: Any) -> tuple[Any, Any]:  # fmt: skip

@@ -15,7 +15,7 @@ the module, overridable as ``biology.<name>.*``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -24,6 +24,8 @@ from kernels.random import uniform
 
 # ------------------------------------------------------------------ counter-based draws
 GROUP = 10  # purposes p, q with p // GROUP == q // GROUP share one Philox call (row p % GROUP)
+SUBSTEP_KEY = 100  # sub-step k of a step draws with purpose group + k * SUBSTEP_KEY
+MAX_SUBSTEPS = 600  # keeps every sub-step's purpose word below 2**16
 _PURPOSES: dict[int, str] = {}
 
 
@@ -146,6 +148,7 @@ class StepContext:
     knockouts: frozenset = field(default_factory=frozenset)
     world: Any = None
     sense: dict[str, Sense] = field(default_factory=dict)
+    key_offset: int = 0  # added to the purpose group of every draw (sub-steps, see substep)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def uniform(self, purpose: int, ids: Any) -> Any:
@@ -158,10 +161,18 @@ class StepContext:
         group, row = divmod(int(purpose), GROUP)
         hit = self._cache.get(group)
         if hit is None or hit[0] is not ids:
-            rows = rows_of(group)
-            hit = (ids, uniform(self.xp, self.seed, self.step, group, ids, rows).reshape(rows, -1))
+            rows, key = rows_of(group), group + self.key_offset
+            hit = (ids, uniform(self.xp, self.seed, self.step, key, ids, rows).reshape(rows, -1))
             self._cache[group] = hit
         return hit[1][row]
+
+    def substep(self, k: int, n: int) -> StepContext:
+        """The context of sub-step ``k`` of ``n`` (dt / n): sub-step 0 shares this step's
+        draws, sub-step k > 0 draws with purpose groups offset by ``SUBSTEP_KEY * k``."""
+        if n == 1:
+            return self
+        return replace(self, dt=self.dt / n, key_offset=SUBSTEP_KEY * k,
+                       _cache=self._cache if k == 0 else {})  # fmt: skip
 
     def remap(self, old_ids: Any, new_ids: Any, mask: Any) -> None:
         """After ``new_ids = old_ids[mask]`` (cells removed), keep their cached draws."""

@@ -153,3 +153,29 @@ def test_cupy_model_tracks_numpy(small):
         m.run(days=0.1)
     pd.testing.assert_frame_equal(a.metrics, b.metrics, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(a.u, b.backend.to_numpy(b.u), rtol=1e-3, atol=1e-6)
+
+
+def _lattice_steps(m, a, b):
+    """L1 distance in voxels between flat voxels a and b."""
+    pa = np.stack(np.unravel_index(a, m.shape))
+    pb = np.stack(np.unravel_index(b, m.shape))
+    return np.abs(pa - pb).sum(axis=0)
+
+
+def test_moves_take_substeps_so_speeds_do_not_depend_on_dt(small):
+    """At dt = 10 min a T cell (5 µm/min, 10 µm voxels) may cover 5 voxels per step: the move
+    phase runs 5 sub-steps of 2 min; at dt = 2 one step is one voxel at most."""
+    for dt, substeps in ((2, 1), (10, 5)):
+        m = build([o for o in small if not o.startswith("sim.dt_min")], f"sim.dt_min={dt}")
+        assert m.world.move_substeps == substeps
+        m.step()
+        t = m.cells["tcell"]
+        before = dict(zip(t["id"].tolist(), t["voxel"].tolist(), strict=True))
+        m.step()
+        t = m.cells["tcell"]
+        keep = np.isin(t["id"], list(before))
+        old = np.array([before[i] for i in t["id"][keep].tolist()])
+        dist = _lattice_steps(m, old, t["voxel"][keep])
+        assert dist.max() <= substeps
+        if substeps > 1:
+            assert dist.max() >= 3 and dist.mean() > 1.0
