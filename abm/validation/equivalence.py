@@ -1,0 +1,172 @@
+"""Time-step equivalence: is a long-run setting (e.g. ``sim.dt_min=10``) statistically the same
+model as the reference ``sim.dt_min=2``? (validation stage of the data flow)
+
+For each seed, one reference run and one candidate run of the same scenario (overrides alike
+but for the candidate's own) are stepped in worker processes to the last day; each main readout
+is averaged over the simulated day before each checkpoint day. Per readout and day, the
+Vargha-Delaney A of candidate vs reference over the seeds measures the effect size (A = 0.5: the
+same; |A - 0.5| < 0.14, i.e. A in (0.36, 0.64), counts as equivalent: the "negligible"/"small"
+boundary of Vargha & Delaney 2000). Results: a CSV, a markdown table, a figure.
+
+    python -m abm.validation.equivalence --seeds 8 --days 7 28 90 --candidate sim.dt_min=10
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from abm.units import MIN_PER_DAY
+
+READOUTS = {  # name -> (label, how it is computed from a metrics frame)
+    "il1b_fluid": ("IL-1β fluid (ng/mL)", None),
+    "tnf_fluid": ("TNF fluid (ng/mL)", None),
+    "il6_fluid": ("IL-6 fluid (ng/mL)", None),
+    "macrophage_m1": ("M1 macrophages", None),
+    "macrophage_m2": ("M2 macrophages", None),
+    "treg_fraction": (
+        "Treg fraction of T cells",
+        ("tcell_treg", "tcell_naive", "tcell_th1", "tcell_th17"),
+    ),
+    "cartilage_agg": ("aggrecan (healthy = 1)", None),
+}
+LOW, HIGH = 0.36, 0.64  # A outside (LOW, HIGH): not equivalent
+
+
+def vargha_delaney_a(x: Sequence[float], y: Sequence[float]) -> float:
+    """A = P(X > Y) + 0.5 P(X = Y) for independent draws X from ``x``, Y from ``y``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    greater = (x[:, None] > y[None, :]).sum()
+    ties = (x[:, None] == y[None, :]).sum()
+    return float((greater + 0.5 * ties) / (x.size * y.size))
+
+
+def readouts(metrics: pd.DataFrame, days: Sequence[float]) -> dict[tuple[str, float], float]:
+    """Each readout averaged over the simulated day before each of ``days``."""
+    t = metrics["time_min"].to_numpy() / MIN_PER_DAY
+    out = {}
+    for day in days:
+        win = (t > day - 1.0) & (t <= day + 1e-9)
+        frame = metrics[win]
+        for name, (_, parts) in READOUTS.items():
+            if parts is None:
+                value = float(frame[name].mean())
+            else:
+                total = frame[list(parts)].sum(axis=1).to_numpy()
+                num = frame[parts[0]].to_numpy()
+                value = float(np.mean(np.where(total > 0, num / np.maximum(total, 1), 0.0)))
+            out[(name, day)] = value
+    return out
+
+
+def _one(job: tuple[str, list[str], int, float]) -> tuple[str, int, pd.DataFrame, float]:
+    import abm
+
+    arm, overrides, seed, days = job
+    t0 = time.perf_counter()
+    cfg = abm.compose([*overrides, f"seed={seed}", f"sim.days={days}"])
+    metrics = abm.JointModel(cfg).run()
+    return arm, seed, metrics, time.perf_counter() - t0
+
+
+def run(base: list[str], candidate: list[str], seeds: int, days: Sequence[float],
+        jobs: int = 2, reference: Sequence[str] = ("sim.dt_min=2",)) -> pd.DataFrame:  # fmt: skip
+    """Runs both arms for every seed; returns one row per (readout, day, arm, seed)."""
+    last = max(days)
+    arms = (("reference", list(reference)), ("candidate", list(candidate)))
+    work = [(arm, [*base, *ov], s, last) for s in range(seeds) for arm, ov in arms]
+    rows = []
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
+        for arm, seed, metrics, sec in ex.map(_one, work):
+            print(f"{arm:9s} seed {seed}: {sec:6.0f} s", flush=True)
+            for (name, day), value in readouts(metrics, days).items():
+                rows.append({"readout": name, "day": day, "arm": arm, "seed": seed,
+                             "value": value, "wall_s": sec})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per readout and day: medians of both arms and the Vargha-Delaney A (candidate vs
+    reference), with the verdict."""
+    out = []
+    for (name, day), g in runs.groupby(["readout", "day"], sort=False):
+        ref = g[g.arm == "reference"].value.to_numpy()
+        cand = g[g.arm == "candidate"].value.to_numpy()
+        a = vargha_delaney_a(cand, ref)
+        out.append({"readout": name, "day": day, "reference_median": float(np.median(ref)),
+                    "candidate_median": float(np.median(cand)), "A": a,
+                    "equivalent": bool(LOW < a < HIGH), "seeds": int(ref.size)})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def markdown(tab: pd.DataFrame) -> str:
+    lines = ["| readout | day | reference median | candidate median | A | within (0.36, 0.64) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in tab.itertuples():
+        label = READOUTS[r.readout][0]
+        ok = "yes" if r.equivalent else "**no**"
+        lines.append(f"| {label} | {r.day:g} | {r.reference_median:.4g} | "
+                     f"{r.candidate_median:.4g} | {r.A:.2f} | {ok} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def figure(runs: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    names = list(READOUTS)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.2))
+    for ax, name in zip(axes, names, strict=True):
+        g = runs[runs.readout == name]
+        days = sorted(g.day.unique())
+        for k, (arm, color) in enumerate((("reference", "0.3"), ("candidate", "tab:orange"))):
+            for i, day in enumerate(days):
+                v = g[(g.arm == arm) & (g.day == day)].value
+                ax.scatter(np.full(v.size, i + (k - 0.5) * 0.25), v, s=10, color=color,
+                           label=arm if i == 0 else None)  # fmt: skip
+        ax.set_xticks(range(len(days)), [f"d{d:g}" for d in days])
+        ax.set_title(READOUTS[name][0], fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=8, help="seeds per arm (>= 8 for the table)")
+    ap.add_argument("--days", type=float, nargs="+", default=[7.0, 28.0, 90.0])
+    ap.add_argument("--candidate", nargs="+", default=["sim.dt_min=10"],
+                    help="overrides of the candidate arm")  # fmt: skip
+    ap.add_argument("--reference", nargs="+", default=["sim.dt_min=2"])
+    ap.add_argument("--base", nargs="*", default=["lattice.shape=[193,64]"],
+                    help="overrides of both arms (default: the validation lattice)")  # fmt: skip
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default="docs/figures", help="folder for the CSV and PNG")
+    args = ap.parse_args(argv)
+    if args.seeds < 2 or min(args.days) < 1:
+        ap.error("--seeds must be >= 2 and every --days >= 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = run(args.base, args.candidate, args.seeds, args.days, args.jobs, args.reference)
+    runs.to_csv(out / "equivalence_runs.csv", index=False)
+    tab = table(runs)
+    tab.to_csv(out / "equivalence.csv", index=False)
+    figure(runs, out / "equivalence.png")
+    print(markdown(tab))
+    wall = runs.groupby("arm").wall_s.median()
+    print(
+        f"median wall per run: reference {wall['reference']:.0f} s, "
+        f"candidate {wall['candidate']:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
