@@ -54,5 +54,12 @@ UNITS_ATTR = "units"
 CODES_ATTR = "codes"
 NAMES_ATTR = "names"
 
+# -- HDF5 file format (run.h5 and checkpoint.h5) ----------------------------------------------
+# libver bounds every HDF5 file of a run is written with: the HDF5 1.10 format. SWMR needs at
+# least it (superblock v3), and every reader from HDF5 1.10 to 1.14 (VTK 9, hence ParaView) opens
+# it. The upper bound matters: with "latest", HDF5 2.0 (h5py >= 3.16) writes layout messages of a
+# version that HDF5 1.14 rejects ("bad version number for layout message").
+H5_LIBVER = ("v110", "v110")
+
 # -- checkpoint.h5 ---------------------------------------------------------------------------
 CHECKPOINT_SCHEMA = "oa-abm-checkpoint/1"

@@ -7,25 +7,39 @@ Data flow: command line -> Hydra config (``pkg://abm.conf``) -> :func:`abm.runne
 Bad input stops before anything is written: the overrides are composed and validated (and a
 ``resume=PATH/run.h5`` checked against its checkpoint) before Hydra starts, and any problem is
 one line on stderr with exit code 2. ``resume=PATH/run.h5`` runs in the folder of that file.
+The run folder's lock (:mod:`abm.lock`) is taken before Hydra writes in it and held to the end:
+a folder another live run writes, or that holds another run, is refused the same way.
+
+Exit codes: 0 done; 2 bad input (config, resume, run folder); 1 the simulation failed; 74 a run
+file could not be written (disk full, quota, I/O error); 130 SIGINT, 143 SIGTERM (128 + the
+signal). Every failure is one line ``abm-run: error: ...`` on stderr, and leaves the frames and
+metrics written before it readable and the files closed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import abm.config  # noqa: F401 - registers the config schema ("base_config") for Hydra
+from abm.errors import Interrupted, RunFolderError
+from abm.lock import RunLock
+from abm.loop import interrupt_signals
 
 log = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_OUTPUT = 74  # a run file could not be written (sysexits EX_IOERR)
 KEY_METRICS = (
     "il1b_fluid", "tnf_fluid", "il10_fluid", "pge2_fluid", "macrophage_m1", "macrophage_m2",
     "fls_activated", "chondrocyte_catabolic", "msc_alive", "msc_licensed",
@@ -39,10 +53,21 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _override_value(overrides: Sequence[str], key: str) -> str | None:
+    """The value the last override of ``key`` gives it (Hydra's quoting undone)."""
+    value = None
     for item in overrides:
-        if item.split("=", 1)[0].lstrip("+") == key and "=" in item:
-            return item.split("=", 1)[1]
-    return None
+        if "=" in item and item.split("=", 1)[0].lstrip("+") == key:
+            value = item.split("=", 1)[1]
+    if value is None or not value.startswith(("'", '"')):
+        return value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([f"{key}={value}"])[0].value()
+    except HydraException:
+        return value
+    return str(parsed)
 
 
 def _quote(value: str) -> str:
@@ -52,39 +77,84 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def precheck(argv: Sequence[str]) -> list[str]:
-    """Validate the overrides of ``argv`` as abm-run would; returns argv to hand to Hydra.
+def precheck(argv: Sequence[str]) -> tuple[list[str], RunLock | None]:
+    """Validate the overrides of ``argv`` as abm-run would; returns (argv for Hydra, the lock).
 
-    Exits with one line (code 2) on a bad override, an unusable resume, or a fresh run aimed at
-    a folder that already holds a ``run.h5``. With ``resume=`` and no ``hydra.run.dir``, adds
-    ``hydra.run.dir=<folder of run.h5>`` so the run continues where it was.
+    Exits with one line (code 2) on a bad override, an unusable resume, a run folder that
+    cannot be created or written, one another live run writes (its lock: pid, host), a fresh
+    run aimed at a folder that already holds a ``run.h5``, or a resume aimed at a folder that
+    holds another run. With ``resume=`` and no ``hydra.run.dir``, adds
+    ``hydra.run.dir=<folder of run.h5>`` so the run continues where it was; with neither, adds
+    Hydra's default ``outputs/DATE/TIME`` (``TIME-1``, ... when a run of the same second has
+    it). The returned lock of the run folder is held (release it at the end); None for a
+    sweep, ``--help``-like flags, or a folder only Hydra can work out (``${...}``).
     """
     argv = list(argv)
     if any(a in ("-m", "--multirun") for a in argv):
         _precheck_sweep([a for a in argv if not a.startswith("-")])
-        return argv
+        return argv, None
     if any(a.startswith("-") for a in argv):  # --cfg, --help, ...: Hydra's business
-        return argv
+        return argv, None
     from abm.config import compose
     from abm.errors import ConfigError, ResumeError
-    from abm.runner import resolve_resume
+    from abm.lock import acquire
+    from abm.runner import check_run_folder, resolve_resume
     from abm.schema import RUN_FILE
 
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        cfg = compose(overrides)
+        cfg = compose(overrides, warn=False)
         cfg, ckpt = resolve_resume(cfg, overrides)
     except (ConfigError, ResumeError) as exc:
         _fail(str(exc))
     run_dir = _override_value(argv, "hydra.run.dir")
     if ckpt is not None and run_dir is None:
-        argv.append(f"hydra.run.dir={_quote(str(ckpt.path.parent))}")
-    elif ckpt is None and run_dir is not None and (Path(run_dir) / RUN_FILE).exists():
-        _fail(
-            f"hydra.run.dir={run_dir}: already holds a {RUN_FILE} (continue it with "
-            f"resume={Path(run_dir) / RUN_FILE}, or choose another folder)"
-        )
-    return argv
+        run_dir = str(ckpt.path.parent)
+        argv.append(f"hydra.run.dir={_quote(run_dir)}")
+    try:
+        if run_dir is None:
+            if any(a.lstrip("+~").startswith(("hydra.run", "hydra/")) for a in argv):
+                return argv, None  # a run folder Hydra works out: simulate() checks it then
+            folder, lock = _default_run_dir()
+            argv.append(f"hydra.run.dir={_quote(str(folder))}")
+            return argv, lock
+        if "${" in run_dir:  # an interpolation only Hydra resolves: simulate() checks then
+            return argv, None
+        if not run_dir.strip():
+            _fail("hydra.run.dir is empty: give a folder for the run")
+        folder = Path(run_dir)
+        resumed = None if ckpt is None else ckpt.path.parent / RUN_FILE
+        same = resumed is not None and folder.is_dir() and resumed.parent.samefile(folder)
+        lock = acquire(folder, resuming=same, log_takeover=False)
+        try:
+            check_run_folder(folder, resumed, f"hydra.run.dir={run_dir}")
+        except BaseException:
+            lock.release()
+            raise
+    except RunFolderError as exc:
+        _fail(str(exc))
+    return argv, lock
+
+
+def _default_run_dir(now: datetime | None = None) -> tuple[Path, RunLock]:
+    """Hydra's default run folder ``outputs/DATE/TIME``, taken (locked) here; if another run
+    started in the same second holds it, ``TIME-1``, ``TIME-2``, ... (a default never clashes)."""
+    from abm.errors import LockError
+    from abm.lock import acquire
+    from abm.schema import RUN_FILE
+
+    now = now or datetime.now()
+    base = Path("outputs") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
+    for i in range(1000):
+        folder = base if i == 0 else base.with_name(f"{base.name}-{i}")
+        try:
+            lock = acquire(folder, log_takeover=False)
+        except LockError:
+            continue
+        if not (folder / RUN_FILE).exists():
+            return folder, lock
+        lock.release()
+    raise RunFolderError(f"{base}: 1000 runs started in this second; give hydra.run.dir")
 
 
 def _precheck_sweep(args: Sequence[str], limit: int = 256) -> None:
@@ -114,7 +184,7 @@ def _precheck_sweep(args: Sequence[str], limit: int = 256) -> None:
             choices.append([ov.input_line])
     for job in itertools.islice(itertools.product(*choices), limit):
         try:
-            compose(list(job))
+            compose(list(job), warn=False)
         except ConfigError as exc:
             _fail(str(exc))
 
@@ -127,9 +197,43 @@ def _summary(start, stats, run_dir: Path) -> str:
             col = metrics[name]
             lines.append(f"  {name:<22} {col.iloc[0]:>10.4g} {col.iloc[-1]:>10.4g}")
     for path in sorted(run_dir.iterdir()):
-        if path.is_file():
+        if path.is_file() and not path.name.startswith("."):
             lines.append(f"  {path.name:<22} {path.stat().st_size / 1e6:>10.2f} MB")
     return "\n".join(lines)
+
+
+def _exit_now(message: str, code: int) -> None:
+    """Print the one line and exit at once, skipping the interpreter's teardown.
+
+    After a write failed for want of space, HDF5 keeps a file it could not close, and freeing
+    it crashes the process (a segfault in the HDF5 library); so once the lock is released and
+    the output flushed, nothing else runs.
+    """
+    import atexit
+
+    from abm.lock import release_all
+
+    print(f"abm-run: error: {message}", file=sys.stderr)
+    release_all()
+    atexit._run_exitfuncs()  # logging's flush, multiprocessing's clean-up, ...
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _quiet_unraisable(unraisable: Any) -> None:
+    """h5py freeing a file it could not write (a full disk) is known and reported already."""
+    from abm.loop import is_io_error
+
+    if unraisable.exc_value is not None and is_io_error(unraisable.exc_value):
+        log.debug("ignored while freeing %r: %s", unraisable.object, unraisable.exc_value)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _stopped(exc: Interrupted, run_dir: Path | None) -> str:
+    where = f"; the frames and metrics up to here are in {run_dir}" if run_dir else ""
+    return f"stopped by {exc.signal_name}{where}"
 
 
 @hydra.main(version_base="1.3", config_path="pkg://abm.conf", config_name="config")
@@ -137,36 +241,66 @@ def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from abm.config import validate
-    from abm.errors import ConfigError, ResumeError, SimulationError
+    from abm.errors import ConfigError, OutputError, ResumeError, RunFolderError, SimulationError
     from abm.replay import load_run
     from abm.replay.plots import summary_figure
     from abm.runner import simulate
-    from abm.schema import RUN_FILE, SUMMARY_FILE
+    from abm.schema import CHECKPOINT_FILE, RUN_FILE, SUMMARY_FILE
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+
+    def resume() -> str:
+        if (run_dir / CHECKPOINT_FILE).is_file():
+            return f"continue with resume={run_dir / RUN_FILE}"
+        return "start it again (it stopped before its first checkpoint)"
+
     try:
         cfg = validate(cfg)
         start, stats = simulate(cfg, run_dir, overrides)
-    except (ConfigError, ResumeError) as exc:
+    except (ConfigError, ResumeError, RunFolderError) as exc:
         _fail(str(exc))
     except SimulationError as exc:
         _fail(f"{exc} (frames and metrics up to here are in {run_dir})", EXIT_FAILED)
+    except OutputError as exc:
+        _exit_now(
+            f"{exc}; the frames and metrics written before are readable in {run_dir}; make "
+            f"room, then {resume()}",
+            EXIT_OUTPUT,
+        )
+    except Interrupted as exc:
+        _fail(f"{_stopped(exc, run_dir)}; {resume()}", exc.exit_code)
     except KeyboardInterrupt:
         _fail(f"interrupted; frames and metrics up to here are in {run_dir}", 130)
-    if start.resume_from is not None:  # Hydra saved the command line's config; keep the real one
-        OmegaConf.save(start.cfg, run_dir / ".hydra" / "config.yaml")
-    if start.cfg.output.get("summary_png", True):
-        with load_run(run_dir / RUN_FILE) as run:
-            summary_figure(run, run_dir / SUMMARY_FILE)
+    try:
+        if start.resume_from is not None:  # Hydra saved the command line's: keep the real one
+            OmegaConf.save(start.cfg, run_dir / ".hydra" / "config.yaml")
+        if start.cfg.output.get("summary_png", True):
+            with load_run(run_dir / RUN_FILE) as run:
+                summary_figure(run, run_dir / SUMMARY_FILE)
+    except OSError as exc:
+        from abm.loop import output_error
+
+        _fail(f"{output_error(exc, exc.filename or run_dir)} (the run is complete)", EXIT_OUTPUT)
     log.info("done\n%s", _summary(start, stats, run_dir))
 
 
 def main() -> None:
     """Console script ``abm-run``."""
-    sys.argv[1:] = precheck(sys.argv[1:])
-    _hydra_main()
+    logging.raiseExceptions = False  # a full disk must not turn every log line into a traceback
+    sys.unraisablehook = _quiet_unraisable
+    lock = None
+    try:
+        with interrupt_signals():  # SIGTERM like Ctrl-C: files flushed and closed, one line
+            argv, lock = precheck(sys.argv[1:])
+            sys.argv[1:] = argv
+            _hydra_main()
+    except Interrupted as exc:
+        _fail(_stopped(exc, None if lock is None else lock.folder), exc.exit_code)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":

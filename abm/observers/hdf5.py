@@ -6,11 +6,17 @@ Data flow: model.snapshot() (host copies) -> :class:`SnapshotObserver` -> :class
 The schema (``oa-abm/1``: root attrs, datasets, cell columns, how integer codes are named) is
 spelled out in :mod:`abm.schema`, whose names this writer and :mod:`abm.replay` share.
 
+Format: the HDF5 1.10 file format (:data:`abm.schema.H5_LIBVER`), whatever the HDF5 of the
+writing h5py, so that HDF5 1.10-1.14 readers (VTK, ParaView) open it.
+
 Crash safety: every dataset is created up front, then the file switches to SWMR mode
 (single writer, multiple readers). From then on the file on disk stays consistent after every
 ``flush()``: a run killed with SIGKILL leaves every flushed frame readable (readers open it with
-``swmr=True``, which :func:`abm.replay.load_run` does). Within a frame the cell table is written
-first and ``/time_min`` last, so a frame counts only once all of its parts are there.
+``swmr=True`` while it is flagged open for writing, which :func:`abm.replay.load_run` does).
+Within a frame the cell table is written first and ``/time_min`` last, so a frame counts only
+once all of its parts are there. Closing the file (:meth:`RunWriter.close`, called by
+:meth:`SnapshotObserver.finalize` whatever the run's status) clears its open-for-writing flags,
+so that any reader opens it plainly afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import h5py
 import numpy as np
 
 from abm.observers.base import TIME_EPS_MIN, Observer, Status
-from abm.observers.xdmf import write_xdmf
+from abm.observers.xdmf import XdmfSidecar
+from abm.replay.run import open_h5
 from abm.schema import (
     CELL_COLUMNS,
     CELL_DTYPES,
@@ -33,6 +40,7 @@ from abm.schema import (
     CODES_ATTR,
     COMPARTMENT,
     FIELDS,
+    H5_LIBVER,
     METRICS,
     NAMES_ATTR,
     OFFSETS,
@@ -88,7 +96,7 @@ class RunWriter:
         """
         shape = tuple(int(n) for n in static["shape"])
         ndim = len(shape)
-        f = h5py.File(path, "w", libver="latest")
+        f = h5py.File(path, "w", libver=H5_LIBVER)
         try:
             a = f.attrs
             a["schema"] = SCHEMA
@@ -154,7 +162,7 @@ class RunWriter:
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunWriter:
         """Reopen a cleanly closed ``run.h5`` for appending (in SWMR mode)."""
-        writer = cls(h5py.File(path, "r+", libver="latest"))
+        writer = cls(h5py.File(path, "r+", libver=H5_LIBVER))
         writer.start_swmr()
         return writer
 
@@ -211,6 +219,7 @@ class RunWriter:
         self.f.flush()
 
     def close(self) -> None:
+        """Close the file: this clears its open-for-writing (SWMR) flags in the superblock."""
         if self.f.id.valid:
             self.f.close()
 
@@ -248,6 +257,8 @@ class SnapshotObserver(Observer):
         super().__init__(every_min)
         self.path = Path(run_dir) / RUN_FILE
         self.xdmf_path = Path(run_dir) / XDMF_FILE if xdmf else None
+        self.xdmf: XdmfSidecar | None = None
+        self._xdmf_frames = -1  # frames in run.xdmf; -1: not written yet (then written whole)
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.writer: RunWriter | None = None
         self._rows = 0  # metric rows already in the file
@@ -269,7 +280,7 @@ class SnapshotObserver(Observer):
     def _rebuild(self, model: Any, static: Mapping[str, Any], metric_names: list[str]) -> None:
         t_c = float(model.time_min)
         tmp = self.path.with_name(self.path.name + ".resume-tmp")
-        with h5py.File(self.resume_from, "r", swmr=True) as src:
+        with open_h5(self.resume_from) as src:
             offsets_len = src[OFFSETS].shape[0] - 1
             n = min(
                 src[TIME].shape[0],
@@ -297,29 +308,47 @@ class SnapshotObserver(Observer):
 
     def _after_write(self) -> None:
         self.writer.flush()
-        if self.xdmf_path is not None:
-            w = self.writer
-            write_xdmf(
-                self.xdmf_path,
-                self.path.name,
-                self._static,
-                list(w.fields),
-                w.time[...],
-                w.offsets[...],
-            )
+        self._update_xdmf()
+
+    def _update_xdmf(self) -> None:
+        """Append the frames that ``run.xdmf`` lacks (after ``run.h5`` holds them, flushed)."""
+        w = self.writer
+        n = w.n_frames
+        if self.xdmf_path is None or self._xdmf_frames == n:
+            return
+        if self.xdmf is None:
+            self.xdmf = XdmfSidecar(self.xdmf_path, self.path.name, self._static, list(w.fields))
+        sidecar = self.xdmf
+        if self._xdmf_frames < 0:
+            sidecar.rewrite(w.time[...], w.offsets[...], room=True)
+        else:
+            k0 = self._xdmf_frames
+            times = w.time[k0:n]
+            offsets = w.offsets[k0 : n + 1]
+            for i, k in enumerate(range(k0, n)):
+                if not sidecar.append(k, times[i], offsets[i], offsets[i + 1]):
+                    sidecar.rewrite(w.time[...], w.offsets[...], room=True)  # amortized O(1)
+                    break
+        self._xdmf_frames = n
 
     def handle(self, model: Any) -> None:
         self._write_frame(model)
 
     def finalize(self, model: Any, status: Status) -> None:
+        """The end frame (a finished run), the last metric rows, ``run.xdmf`` written whole
+        (without room), and, whatever the status and whatever fails before, ``run.h5`` closed:
+        that clears its open-for-writing flags, so every HDF5 reader opens it afterwards."""
         if self.writer is None:
             return
         try:
-            if status == "done" and self.writer.n_frames:
-                last = float(self.writer.time[-1])
+            w = self.writer
+            if status == "done" and w.n_frames:
+                last = float(w.time[-1])
                 if abs(last - model.time_min) > TIME_EPS_MIN:
                     self._write_frame(model)  # the end state, also off the cadence
-            self._rows = self.writer.append_metrics(model.datacollector.model_vars, self._rows)
+            self._rows = w.append_metrics(model.datacollector.model_vars, self._rows)
             self._after_write()
+            if self.xdmf is not None:
+                self.xdmf.rewrite(w.time[...], w.offsets[...])
         finally:
             self.writer.close()

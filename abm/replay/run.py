@@ -3,9 +3,16 @@
 Data flow: ``run.h5`` (written by the snapshot observer; names in :mod:`abm.schema`) ->
 :class:`Run` -> movies, the slider viewer, summary plots, notebooks. Read-only and lazy: opening
 reads the small things (attrs, times, compartments); a field frame or a cell table is read when
-asked for. The file is opened in SWMR read mode, so a file still being written, or left by a
-killed run, reads up to its last flushed frame (:meth:`Run.refresh` picks up frames written
-since).
+asked for.
+
+How a file is opened (:func:`open_h5`): a closed file plainly; a file whose superblock says it is
+open for writing (a run still writing it, or one killed with SIGKILL) in SWMR read mode, which
+reads up to its last flushed frame (:meth:`Run.refresh` picks up frames written since). HDF5
+retries a SWMR read that fails its checksum (the writer may be halfway through that block), with
+a back-off that doubles each time: by default 100 times, hours on a damaged file. Here it retries
+:data:`SWMR_READ_ATTEMPTS` times while the run folder's lock names a live writer
+(:func:`abm.lock.writer_alive`), and not at all when none does (nobody writes: a bad checksum is
+damage), so a damaged file fails at once either way.
 
 Anything wrong with the file (missing, not HDF5, truncated, not ours, another schema version,
 corrupt data) raises :class:`RunFileError` with one line naming the file and the problem.
@@ -13,6 +20,8 @@ corrupt data) raises :class:`RunFileError` with one line naming the file and the
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +35,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from abm.errors import RunFileError
+from abm.lock import writer_alive
 from abm.schema import (
     CELL_COLUMNS,
     CELLS,
@@ -45,6 +55,66 @@ from abm.schema import (
 
 AXIS_NAMES = ("x", "y", "z")
 
+# Metadata read attempts of a SWMR reader while a writer is live: the back-off doubles from
+# 1 ns, so 24 attempts wait at most ~34 ms in all before a bad checksum counts as damage.
+SWMR_READ_ATTEMPTS = 24
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# File consistency flags of a version-3 superblock (byte 11): 0x01 open for writing, 0x04 open
+# for SWMR writing. HDF5 refuses a plain (non-SWMR) open of a file with either flag set.
+_OPEN_FOR_WRITING = 0x01 | 0x04
+
+
+def flagged_open(path: str | os.PathLike) -> bool:
+    """Whether the HDF5 file ``path`` is flagged open for writing (by a live or a killed writer).
+
+    Reads the superblock's file-consistency flags; False for a cleanly closed file, a file
+    written without them (HDF5 1.8 format) or anything that is no HDF5 file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (
+        len(head) == 12
+        and head[:8] == _SIGNATURE
+        and head[8] >= 3
+        and bool(head[11] & _OPEN_FOR_WRITING)
+    )
+
+
+@functools.cache
+def _set_read_attempts_fn() -> Any:
+    """``H5Pset_metadata_read_attempts`` of the HDF5 library h5py uses (h5py lacks it); or None.
+
+    Found through h5py's own extension module, whose dependencies include that library; None
+    where the platform's loader does not resolve it so (then HDF5's default applies).
+    """
+    try:
+        fn = ctypes.CDLL(h5py.h5p.__file__).H5Pset_metadata_read_attempts
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def open_h5(path: str | os.PathLike) -> h5py.File:
+    """Open the run file ``path`` read-only: plainly, or in SWMR mode when it is flagged open.
+
+    Raises what h5py raises (``OSError``) when the file cannot be opened.
+    """
+    p = Path(path)
+    if not flagged_open(p):
+        return h5py.File(p, "r")
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fn = _set_read_attempts_fn()
+    if fn is not None:
+        fn(fapl.id, SWMR_READ_ATTEMPTS if writer_alive(p) else 1)
+    name = os.fsencode(p) if os.name != "nt" else str(p).encode("utf-8")
+    fid = h5py.h5f.open(name, h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
 
 def _read_mapping(obj: h5py.HLObject) -> dict[int, str]:
     codes = obj.attrs.get(CODES_ATTR)
@@ -57,7 +127,13 @@ def _read_mapping(obj: h5py.HLObject) -> dict[int, str]:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    line = text.splitlines()[0]
+    if "bad version number" in line:  # a format newer than this HDF5 reads, not damage
+        line += (
+            f"; written by a newer HDF5 than this h5py's {h5py.version.hdf5_version}: "
+            "upgrade h5py to read it"
+        )
+    return line
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -82,7 +158,7 @@ class Run:
         if not p.exists():
             raise RunFileError(f"{p}: no such file")
         try:
-            self._f = h5py.File(p, "r", swmr=True)
+            self._f = open_h5(p)
         except OSError as exc:
             what = "not an HDF5 file" if not h5py.is_hdf5(p) else "cannot be opened"
             raise RunFileError(f"{p}: {what} (truncated or corrupt? {_first_line(exc)})") from None
@@ -138,6 +214,11 @@ class Run:
         self.cell_types = _read_mapping(f[CELLS]["type"])
         self.phenotypes = _read_mapping(f[CELLS]["phenotype"])
         self.refresh()
+
+    @property
+    def swmr(self) -> bool:
+        """Whether the file was opened in SWMR mode (it was flagged open for writing)."""
+        return bool(self._f.swmr_mode)
 
     def refresh(self) -> int:
         """Re-read the frame count of a file that is still being written; returns ``n_frames``."""

@@ -1,13 +1,17 @@
-"""Checkpoint and resume: a resumed run's files equal an uninterrupted run's, bit for bit."""
+"""Checkpoint and resume: a resumed run's files equal an uninterrupted run's, bit for bit; a
+resume that cannot go ahead (bad files, another run's folder, a failure half-way) changes
+nothing."""
 
 from __future__ import annotations
+
+import errno
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from abm.errors import ResumeError
+from abm.errors import OutputError, ResumeError, RunFolderError
 from abm.observers.checkpoint import read_checkpoint, resume_config, write_checkpoint
 from abm.replay import load_run
 from abm.runner import simulate
@@ -108,3 +112,139 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
         f.attrs["schema"] = "something/else"
     with pytest.raises(ResumeError, match="not an oa-abm checkpoint"):
         read_checkpoint(tmp_path / "checkpoint.h5")
+
+
+# -- resumes that must not damage anything ------------------------------------------------------
+
+
+def _files(run_dir):
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
+
+
+def _resume_cfg(run_dir, days=0.5):
+    return fake_config(**{"sim.days": days, "resume": str(run_dir / "run.h5")})
+
+
+def test_failed_resume_leaves_every_file_as_it_was(tmp_path, monkeypatch):
+    from abm.observers.hdf5 import RunWriter
+
+    run_dir = tmp_path / "r"
+    simulate(fake_config(), run_dir, model_cls=FakeModel)
+    before = _files(run_dir)
+    append = RunWriter.append_frame
+    copied = []
+
+    def fails_midway(self, *args, **kw):  # the rebuild copies 2 frames, then the disk is full
+        copied.append(1)
+        if len(copied) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return append(self, *args, **kw)
+
+    monkeypatch.setattr(RunWriter, "append_frame", fails_midway)
+    with pytest.raises(OutputError, match="no space left on device"):
+        simulate(_resume_cfg(run_dir), run_dir, ["sim.days=0.5"], model_cls=FakeModel)
+    assert len(copied) == 3
+    assert _files(run_dir) == before  # metrics.csv not appended to, run.h5 not replaced
+    assert not list(run_dir.glob("*tmp"))
+
+
+def test_resume_from_a_damaged_checkpoint_changes_nothing(tmp_path):
+    run_dir = tmp_path / "r"
+    simulate(fake_config(), run_dir, model_cls=FakeModel)
+    ckpt = run_dir / "checkpoint.h5"
+    ckpt.write_bytes(ckpt.read_bytes()[:2000])
+    before = _files(run_dir)
+    with pytest.raises(ResumeError, match=r"checkpoint.h5: unreadable checkpoint \("):
+        simulate(_resume_cfg(run_dir), run_dir, ["sim.days=0.5"], model_cls=FakeModel)
+    assert _files(run_dir) == before
+
+
+def test_resume_into_a_folder_with_another_run_refuses(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    simulate(fake_config(), a, model_cls=FakeModel)
+    simulate(fake_config(**{"seed": 3}), b, model_cls=FakeModel)
+    before = _files(b)
+    with pytest.raises(RunFolderError) as err:
+        simulate(_resume_cfg(a), b, [f"resume={a}/run.h5", "sim.days=0.5"], model_cls=FakeModel)
+    assert str(err.value) == (
+        f"{b}: holds another run ({b / 'run.h5'}); resume={a / 'run.h5'} continues in its own "
+        f"folder {a} (leave out hydra.run.dir) or in an empty one"
+    )
+    assert _files(b) == before  # B's run.h5, metrics and checkpoint byte for byte
+
+
+def test_resume_into_an_empty_folder_copies_the_run(tmp_path, uninterrupted):
+    a, c = tmp_path / "a", tmp_path / "c"
+    simulate(fake_config(**{"sim.days": 0.3}), a, model_cls=FakeModel)
+    before = _files(a)
+    simulate(_resume_cfg(a), c, ["sim.days=0.5"], model_cls=FakeModel)
+    _assert_same_run(c, uninterrupted)
+    assert _files(a) == before
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _foreign(path):
+    with h5py.File(path, "w") as f:
+        f["data"] = np.arange(3)
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:3000])
+
+
+def _not_hdf5(path):
+    path.write_text("time,value\n0,1\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (_empty, "is empty (0 bytes), not an oa-abm run file; give the run.h5 of an oa-abm run"),
+        (_foreign, "is not an oa-abm run file (schema attribute None, expected 'oa-abm/1'); give"),
+        (_truncated, "is damaged ("),
+        (_not_hdf5, "is not an HDF5 file; give the run.h5 of an oa-abm run folder"),
+    ],
+    ids=["empty", "foreign", "damaged", "not-hdf5"],
+)
+def test_resume_of_an_unusable_run_file_is_one_line(tmp_path, spoil, problem):
+    run_dir = tmp_path / "r"
+    simulate(fake_config(), run_dir, model_cls=FakeModel)
+    spoil(run_dir / "run.h5")
+    before = _files(run_dir)
+    with pytest.raises(ResumeError) as err:
+        simulate(_resume_cfg(run_dir), run_dir, ["sim.days=0.5"], model_cls=FakeModel)
+    msg = str(err.value)
+    assert msg.startswith(f"resume={run_dir / 'run.h5'}: {run_dir / 'run.h5'} {problem}"), msg
+    assert "\n" not in msg
+    if spoil is _truncated:
+        assert "truncated" in msg and msg.endswith("; it cannot be resumed")
+    assert _files(run_dir) == before
+
+
+def test_checkpoint_that_does_not_fit_is_refused(tmp_path):
+    run_dir = tmp_path / "r"
+    simulate(fake_config(), run_dir, model_cls=FakeModel)
+    other = tmp_path / "other"
+    simulate(fake_config(**{"lattice.shape": [10, 8]}), other, model_cls=FakeModel)
+    (run_dir / "checkpoint.h5").write_bytes((other / "checkpoint.h5").read_bytes())
+    with pytest.raises(ResumeError, match=r"belong to different runs \(lattice \(12, 8\) seed 7"):
+        simulate(_resume_cfg(run_dir), run_dir, ["sim.days=0.5"], model_cls=FakeModel)
+
+
+def test_checkpoint_without_room_keeps_the_last_one(tmp_path, monkeypatch):
+    import shutil
+
+    model = FakeModel(fake_config())
+    path = write_checkpoint(tmp_path / "c.h5", model)
+    before = path.read_bytes()
+    for _ in range(3):
+        model.step()
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    with pytest.raises(OSError, match=r"the checkpoint needs about 1.1 MB, 0.0 MB are free") as e:
+        write_checkpoint(path, model)
+    assert e.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before and not (tmp_path / "c.h5.tmp").exists()

@@ -106,3 +106,52 @@ def test_failed_run_keeps_frames_and_no_end_checkpoint(tmp_path, monkeypatch):
     from abm.observers.checkpoint import read_checkpoint
 
     assert read_checkpoint(tmp_path / "checkpoint.h5").time_min == 120.0
+
+
+def test_file_format_is_hdf5_1_10(tmp_path):
+    """HDF5 1.10-1.14 readers (VTK, ParaView) open run.h5 whatever HDF5 h5py brings.
+
+    libver="latest" under HDF5 2.0 (h5py 3.16) writes layout messages of version 5, which HDF5
+    1.14 rejects ("bad version number for layout message"); the 1.10 format has version 4 at
+    most. Superblock 3 is what SWMR needs (and HDF5 1.10+ reads).
+    """
+    from tests.abm.observers.h5format import LAYOUT, message_versions, superblock
+
+    simulate(fake_config(), tmp_path, model_cls=FakeModel)
+    assert superblock(tmp_path / "run.h5") == (3, 0)  # closed: no open-for-writing flags
+    versions = message_versions(tmp_path / "run.h5")
+    assert versions[LAYOUT] and versions[LAYOUT] <= {3, 4}
+
+
+class Interrupting(FakeModel):
+    """Stands for SIGINT/SIGTERM during a step (the loop turns those into this exception)."""
+
+    def step(self):
+        if self.steps == 20:
+            raise KeyboardInterrupt
+        super().step()
+
+
+@pytest.mark.parametrize("how", ["failed", "interrupted"])
+def test_an_interrupted_run_leaves_the_file_closed(tmp_path, monkeypatch, how):
+    """finalize closes run.h5 whatever the status: no open-for-writing flags stay behind, so
+    a plain (non-SWMR) reader opens it, as every HDF5 program does."""
+    import h5py
+
+    from abm.observers import build_observers
+    from tests.abm.fake_model import SimulationError
+    from tests.abm.observers.h5format import superblock
+
+    cfg = fake_config()
+    if how == "failed":
+        monkeypatch.setattr(FakeModel, "fail_at_step", 20)
+        model, error = FakeModel(cfg), SimulationError
+    else:
+        model, error = Interrupting(cfg), KeyboardInterrupt
+    with pytest.raises(error):
+        run(model, build_observers(cfg, tmp_path), 360.0)
+    assert superblock(tmp_path / "run.h5") == (3, 0)
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        np.testing.assert_array_equal(f["time_min"][:], [0, 60, 120, 180])
+    with load_run(tmp_path) as r:
+        assert not r.swmr and r.n_frames == 4

@@ -116,3 +116,102 @@ def test_missing_dataset_and_corrupt_chunk(run_dir, tmp_path):
         with pytest.raises(RunFileError) as e:
             r.field("IL1b", 3)
     assert "cannot read /fields/IL1b frame 3" in _one_line(e, q)
+
+
+def test_plain_open_unless_flagged_open_for_writing(run_dir, tmp_path):
+    """A closed file is read plainly; one a writer holds (or left open) in SWMR mode."""
+    from abm.replay.run import flagged_open
+
+    with load_run(run_dir) as r:
+        assert not r.swmr
+    assert not flagged_open(run_dir / "run.h5") and not flagged_open(tmp_path / "missing.h5")
+    model = FakeModel(fake_config())
+    w = RunWriter.create(
+        tmp_path / "run.h5", model.static_info(), list(model.datacollector.model_vars)
+    )
+    snap = model.snapshot()
+    w.append_frame(0.0, snap["fields"], snap["cells"])
+    w.flush()
+    assert flagged_open(tmp_path / "run.h5")
+    with load_run(tmp_path) as r:
+        assert r.swmr and r.n_frames == 1
+    w.close()
+    assert not flagged_open(tmp_path / "run.h5")
+
+
+_READ_DAMAGED = """
+import sys, time
+from pathlib import Path
+from abm.errors import RunFileError
+from abm.replay import load_run
+for p in sys.argv[1:]:
+    t0 = time.perf_counter()
+    for what in ("metrics", "field"):
+        try:
+            with load_run(p) as r:
+                assert r.swmr == ("flagged" in p), p
+                r.metrics if what == "metrics" else [r.field("IL1b", k) for k in range(r.n_frames)]
+            print("no error", p, what)
+        except RunFileError as exc:
+            assert "\\n" not in str(exc) and p in str(exc)
+            print("RunFileError", what, str(exc))
+    print(f"{p}: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+"""
+
+
+def test_damaged_chunk_index_fails_fast(run_dir, tmp_path):
+    """A damaged chunk index gives one RunFileError at once, also through the SWMR reader
+    (HDF5 retries a bad checksum with a doubling back-off: 100 times by default, hours)."""
+    import os
+    import subprocess
+    import sys
+
+    from abm.lock import acquire
+    from tests.abm.observers.h5format import damage_chunk_index
+
+    closed = tmp_path / "closed.h5"
+    shutil.copy(run_dir / "run.h5", closed)
+    # a copy of a file a writer holds open in SWMR mode: what a killed run leaves
+    model = FakeModel(fake_config())
+    w = RunWriter.create(
+        tmp_path / "live.h5", model.static_info(), list(model.datacollector.model_vars)
+    )
+    for k in range(3):
+        snap = model.snapshot()
+        w.append_frame(60.0 * k, snap["fields"], snap["cells"])
+        w.append_metrics(model.datacollector.model_vars, k)
+        w.flush()
+        model.step()
+    killed = tmp_path / "killed" / "flagged.h5"
+    killed.parent.mkdir()
+    shutil.copy(tmp_path / "live.h5", killed)
+    w.close()
+    live = tmp_path / "live" / "flagged.h5"  # flagged, and its folder's lock names a live pid
+    live.parent.mkdir()
+    shutil.copy(killed, live)
+    paths = [closed, killed, live]
+    for p in paths:
+        damage_chunk_index(p, "metrics/time_min")
+        damage_chunk_index(p, "fields/IL1b")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with acquire(live.parent):
+        out = subprocess.run(
+            [sys.executable, "-c", _READ_DAMAGED, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == 6 and all(line.startswith("RunFileError") for line in lines), lines
+    assert sum("cannot read /metrics" in line for line in lines) == 3
+    assert sum("cannot read /fields/IL1b frame 0" in line for line in lines) == 3
+
+
+def test_a_newer_hdf5_format_is_named_as_such():
+    from abm.replay.run import _first_line
+
+    exc = KeyError("Unable to synchronously open object (bad version number for layout message)")
+    assert "written by a newer HDF5 than this h5py's" in _first_line(exc)
+    assert _first_line(OSError("truncated file: eof = 1\nmore")) == "truncated file: eof = 1"
