@@ -4,10 +4,38 @@ conf/*.yaml (+ overrides) -> Hydra composes against the dataclass schema registe
 ``base_config`` -> :func:`validate` checks values and the memory estimate -> the validated
 DictConfig goes to :class:`abm.model.JointModel`. Every error is one :class:`ConfigError` line
 naming the offending key and what would be valid, raised before anything is allocated.
+
+Rules beyond "the right type" (each broken one is a ConfigError naming the key, the value and
+what is valid):
+
+- ``seed`` is an integer in [0, 2**64): the counter-based RNG keys its draws with 64 bits.
+- Numbers are finite: ``inf``/``nan`` are refused (``sim.days``, ``sim.dt_min``, the lattice
+  lengths, ``therapy.day``, ``perturb.deplete_day``, ...). "Never" is said otherwise:
+  ``therapy=none``, ``perturb.deplete_macrophages=false``.
+- ``sim.dt_min`` lies in :data:`DT_MIN_RANGE` (0.01 to 60 minutes). Above an hour the
+  forward-Euler cell states (fastest rates ~0.02/min at full drive) take steps of rate·dt ~ 1
+  (overshoot, held only by clipping), the probabilities ``1 - exp(-rate·dt)`` of the fastest
+  events approach 1, and a cell decides to divide or die only once an hour; below 0.01 min
+  (0.6 s) nothing in the model changes within a step and the run only costs time.
+- A run has 1 to :data:`MAX_STEPS` steps (``round(sim.days · 1440 / sim.dt_min)``): zero steps
+  would run nothing; a million steps already take hours to days even on a small lattice and
+  keep ~3 GB of metric history in memory, so more is almost always a mistyped ``sim.dt_min``
+  or ``sim.days``.
+- The MSC bolus ``n = max(min_cells, round(dose · V_fluid_sim / sf_volume_ml))`` must fit in
+  the fluid at one cell per voxel, i.e. ``therapy.dose <= sf_volume_ml / voxel volume`` (2e9
+  per knee at dx_um=10, whatever the shape) and ``therapy.min_cells <=`` the fluid voxels; a
+  larger bolus used to be capped silently. (If the fluid is partly occupied at injection, the
+  cap that remains is logged by abm.events with the requested and the placed count.)
+- ``therapy.day`` (``perturb.deplete_day``) after ``sim.days`` is a warning, not an error
+  (:func:`config_warnings`): the run is valid, and a resume may extend ``sim.days`` past that
+  day later.
+- Memory: :func:`estimate_bytes`, an upper bound of the run's peak resident memory, must stay
+  below 80% of the memory available.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -22,9 +50,14 @@ from abm.errors import ConfigError
 from abm.params import FIELD_NAMES, biology_schema, check_biology, describe
 from abm.units import MIN_PER_DAY
 
+log = logging.getLogger(__name__)
+
 KNOCKOUTS = ("pge2", "tsg6", "ido", "tgfb", "il1ra")
 SCENARIOS = ("healthy", "oa", "oa_mild")
 THERAPIES = ("none", "msc")
+SEED_LIMIT = 2**64  # the Philox key is 64 bits (kernels/random.py)
+DT_MIN_RANGE = (0.01, 60.0)  # minutes; reasons in the module docstring
+MAX_STEPS = 1_000_000
 
 
 @dataclass
@@ -122,10 +155,12 @@ def register_schema() -> None:
 register_schema()
 
 
-def compose(overrides: Iterable[str] = ()) -> DictConfig:
+def compose(overrides: Iterable[str] = (), *, warn: bool = True) -> DictConfig:
     """The validated config, as ``abm-run`` with the same overrides would see it.
 
-    Raises :class:`ConfigError` (one line) for an unknown key, group option or bad value.
+    Raises :class:`ConfigError` (one line) for an unknown key, group option or bad value;
+    ``warn`` logs the warnings of :func:`validate` (a check that runs before the real
+    validation of the same config passes False, so that each warning is said once).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -143,7 +178,7 @@ def compose(overrides: Iterable[str] = ()) -> DictConfig:
                 cfg = hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc)) from None
-    return validate(cfg)
+    return validate(cfg, warn=warn)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -188,19 +223,81 @@ def compartment_rows(lat: Any) -> dict[str, int]:
     return rows
 
 
-def estimate_bytes(cfg: Any) -> int:
-    """Estimated peak bytes of the lattice arrays of a run (fields, solver buffers, masks, cells).
+# Memory estimate (estimate_bytes), measured with NumPy on the CPU (peak RSS of abm-run, and
+# tracemalloc per phase); the numbers are in the docstring of estimate_bytes.
+BASE_BYTES = 192 * 2**20  # interpreter + numpy, h5py, hydra, matplotlib, mesa, pandas (~175 MB)
+CELL_BYTES = 256  # per cell at the step's peak: columns, sensed fields, move temporaries (~210 B)
+CELLS_PER_SYNOVIUM_VOXEL = 0.5  # the FLS + macrophage carrying capacities (0.27 + 0.25)
+HISTORY_BYTES_PER_STEP = 3 * 1024  # metric history: ~1.4 KB/step kept, ~1.1 KB more exported
 
-    Fields: F diffusing fields x (state, source, uptake, solver scratch x2, per-voxel D/decay
-    factors x3) + 2 matrix fields, in the compute dtype; plus per-voxel masks and an upper bound
-    of one cell per voxel of the cell arrays (~64 B per cell).
+
+def n_steps(cfg: Any) -> int:
+    """Steps of a run from t = 0 to ``sim.days`` (the loop's rounding)."""
+    return round(float(cfg.sim.days) * MIN_PER_DAY / float(cfg.sim.dt_min))
+
+
+def _memory_parts(cfg: Any) -> tuple[int, int]:
+    """(lattice + cells bytes, metric-history bytes) of :func:`estimate_bytes`."""
+    shape = [int(s) for s in cfg.lattice.shape]
+    n = math.prod(shape)
+    F, c = len(FIELD_NAMES), (8 if cfg.lattice.dtype == "float64" else 4)
+    masks = 16  # compartment, regions, occupancy, index maps
+    # the step: u, source, uptake, 3 solver buffers, 1 temporary; matrix (AGG, COL2 + 4)
+    running = 7 * F * c + 6 * c + masks
+    # build: D and decay made in float64 and cast (tissue.transport); then the stepper holds
+    # them with float64 copies, and materializes ~6 float64 coefficients per field over the
+    # largest (axis 0 x axis k) plane: the whole lattice in 2D, one slice in 3D
+    plane = shape[0] * max(shape[1:])
+    transport = F * (16 + 2 * c) + masks
+    stepper = F * (2 * c + (16 if c == 4 else 0) + 1) + masks + 48 * F * plane / n
+    rows, per_row = compartment_rows(cfg.lattice), n // shape[0]
+    synovium = rows["lining"] + rows["sublining"]
+    sc = cfg.scenario  # a scenario seeded above the carrying capacities starts fuller
+    seeded = sc.mac_density + sc.fls_density + sc.tcell_density
+    seeded += sc.fls_lining_density * rows["lining"] / max(1, synovium)
+    occupancy = min(1.0, max(CELLS_PER_SYNOVIUM_VOXEL, seeded))
+    cells = occupancy * synovium * per_row + _msc_bolus(cfg, rows["fluid"] * per_row)
+    lattice = max(n * running + cells * CELL_BYTES, n * max(transport, stepper))
+    return int(lattice), max(0, n_steps(cfg)) * HISTORY_BYTES_PER_STEP
+
+
+def estimate_bytes(cfg: Any) -> int:
+    """Estimated peak resident memory of a run (bytes): an upper bound, for the memory guard.
+
+    ``BASE_BYTES`` (interpreter and libraries) + the larger of two phases + the metric history
+    (``HISTORY_BYTES_PER_STEP`` per step). With F = 13 fields, c = 4 (float32) or 8 bytes:
+
+    - build: ``tissue.transport`` makes D and decay in float64 and casts them (F·(16 + 2c)
+      per voxel); the LOD stepper then holds them, float64 copies and a mask, and materializes
+      ~6 float64 coefficients per field over the largest plane (axis 0 x axis k, k >= 1): in
+      2D that is the whole lattice (48·F B/voxel, the 2D peak), in 3D one slice;
+    - the step: u, source, uptake, 3 solver buffers and a temporary (7·F·c per voxel), the
+      matrix and masks, plus ``CELL_BYTES`` per cell for ``CELLS_PER_SYNOVIUM_VOXEL`` cells
+      per synovium voxel (more if the scenario seeds more, at most 1) and the MSC bolus.
+
+    Measured (peak RSS of ``abm-run lattice.shape=S sim.days=0.01
+    output.snapshot_every_min=1e9 output.summary_png=false``, ``/usr/bin/time -v``; ~176 MB
+    for a tiny lattice): 2D [512,512] 389 MB (float64 404), [1024,1024] 1070 MB,
+    [2048,1024] 1992 MB; 3D [128,64,64] 401 MB, [128,128,128] 971 MB, [128,96,96] float64
+    1106 MB. The estimate is 1.1-1.3x these. Not counted: GPU memory (``backend=cupy``
+    holds the fields on the device; the host still builds the coefficients).
     """
-    n_vox = math.prod(int(s) for s in cfg.lattice.shape)
-    item = 8 if cfg.lattice.dtype == "float64" else 4
-    fields = len(FIELD_NAMES) * 8 * item + 2 * item
-    masks = 8 + 8  # compartment, occupancy, index maps
-    cells = 0.3 * 64  # cells occupy at most ~30% of voxels
-    return int(n_vox * (fields + masks + cells))
+    lattice, history = _memory_parts(cfg)
+    return BASE_BYTES + lattice + history
+
+
+def _msc_bolus(cfg: Any, fluid_voxels: int) -> int:
+    """MSCs the therapy asks to inject (before any cap); 0 without an MSC therapy."""
+    th = cfg.therapy
+    if th.name == "none" or not th.dose > 0:
+        return 0
+    v_sim = fluid_voxels * voxel_ml(cfg.lattice)
+    return max(int(th.min_cells), round(float(th.dose) * v_sim / float(th.sf_volume_ml)))
+
+
+def voxel_ml(lat: Any) -> float:
+    """Volume of one voxel in mL (a 2D lattice is a slab one voxel thick; as abm.tissue)."""
+    return float(lat.dx_um) ** 3 * 1e-12
 
 
 def available_bytes() -> int:
@@ -230,30 +327,96 @@ def _check_nonnegative(node: Any, key: str) -> None:
             _check_nonnegative(v, f"{key}[{i}]")
 
 
-def validate(cfg: DictConfig) -> DictConfig:
-    """Check a composed config; return it (read-only) or raise :class:`ConfigError`."""
+def _finite(
+    value: Any, key: str, what: str, *, lo: float = 0.0, strict: bool = False, hint: str = ""
+) -> None:
+    """``value`` must be a finite number >= lo (> lo with ``strict``); ``what`` names it."""
+    v = float(value)
+    ok = math.isfinite(v) and (v > lo if strict else v >= lo)
+    msg = f"must be a finite {what} {'>' if strict else '>='} {lo:g}, got {value}"
+    _require(ok, key, msg + (f" ({hint})" if hint else ""))
+
+
+def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
+    """Check a composed config; return it (read-only) or raise :class:`ConfigError`.
+
+    ``warn``: log the warnings (valid but probably unintended values, e.g. an injection day
+    after the end of the run) on the logger ``abm.config``.
+    """
     _require(cfg.backend.name in ("numpy", "cupy", "auto"), "backend",
              f"{cfg.backend.name!r} is not one of numpy, cupy, auto")  # fmt: skip
     _require(cfg.scenario.name in SCENARIOS, "scenario",
              f"{cfg.scenario.name!r} is not one of {', '.join(SCENARIOS)}")  # fmt: skip
     _require(cfg.therapy.name in THERAPIES, "therapy",
              f"{cfg.therapy.name!r} is not one of {', '.join(THERAPIES)}")  # fmt: skip
+    _require(0 <= cfg.seed < SEED_LIMIT, "seed",
+             f"must be an integer in [0, 2**64), got {cfg.seed}")  # fmt: skip
 
-    # simulation
-    _require(cfg.sim.days > 0, "sim.days", f"must be > 0, got {cfg.sim.days}")
-    _require(cfg.sim.dt_min > 0, "sim.dt_min", f"must be > 0, got {cfg.sim.dt_min}")
+    # simulation: time step and length
+    sim = cfg.sim
+    _finite(sim.days, "sim.days", "number of days", strict=True)
+    lo, hi = DT_MIN_RANGE
+    _require(math.isfinite(sim.dt_min) and lo <= sim.dt_min <= hi, "sim.dt_min",
+             f"must be a step in minutes in [{lo:g}, {hi:g}], got {sim.dt_min}")  # fmt: skip
+    steps = n_steps(cfg)
+    _require(steps >= 1, "sim.days",
+             f"sim.days={sim.days} is less than half a step of sim.dt_min={sim.dt_min} min: "
+             "the run would have 0 steps")  # fmt: skip
+    if steps > MAX_STEPS:
+        dt_needed = sim.days * MIN_PER_DAY / MAX_STEPS
+        fix = f"raise sim.dt_min to >= {dt_needed:.3g} or " if dt_needed <= hi else ""
+        raise ConfigError(
+            f"{'sim.dt_min' if fix else 'sim.days'}: sim.days={sim.days} at sim.dt_min="
+            f"{sim.dt_min} min is {steps:,} steps, more than the {MAX_STEPS:,} a run may have; "
+            f"{fix}shorten sim.days"
+        )
+
+    # lattice geometry (before anything is computed from its lengths)
+    lat = cfg.lattice
+    _require(len(lat.shape) in (2, 3), "lattice.shape",
+             f"must have 2 or 3 entries (2D or 3D), got {list(lat.shape)}")  # fmt: skip
+    _require(all(int(s) >= 1 for s in lat.shape), "lattice.shape",
+             f"entries must be >= 1, got {list(lat.shape)}")  # fmt: skip
+    _finite(lat.dx_um, "lattice.dx_um", "length in µm", strict=True)
+    for name in ("bone", "cartilage", "fluid", "lining"):
+        _finite(lat[f"{name}_um"], f"lattice.{name}_um", "thickness in µm")
+    _require(lat.dtype in ("float32", "float64"), "lattice.dtype",
+             f"{lat.dtype!r} is not one of float32, float64")  # fmt: skip
+    _require(0 <= lat.vessel_density <= 1, "lattice.vessel_density",
+             f"must lie in [0, 1], got {lat.vessel_density}")  # fmt: skip
+    rows = compartment_rows(lat)
+    for name in ("cartilage", "fluid", "lining"):
+        _require(rows[name] >= 1, f"lattice.{name}_um",
+                 f"gives {rows[name]} rows at dx_um={lat.dx_um}; need >= 1")  # fmt: skip
+    _require(rows["sublining"] >= 1, "lattice.shape",
+             f"shape[0]={lat.shape[0]} rows cannot hold bone {rows['bone']} + cartilage "
+             f"{rows['cartilage']} + fluid {rows['fluid']} + lining {rows['lining']} rows "
+             "plus >= 1 sublining row; enlarge shape[0] or thin the layers")  # fmt: skip
 
     # therapy and interventions
     th = cfg.therapy
-    _require(th.dose >= 0 and math.isfinite(th.dose), "therapy.dose",
-             f"must be a number of cells per knee >= 0, got {th.dose}")  # fmt: skip
-    _require(th.day >= 0, "therapy.day", f"must be a day >= 0, got {th.day}")
+    _finite(th.dose, "therapy.dose", "number of cells per knee")
+    _finite(th.day, "therapy.day", "day", hint="no injection: therapy=none")
     _require(th.min_cells >= 0, "therapy.min_cells", f"must be >= 0, got {th.min_cells}")
-    _require(th.sf_volume_ml > 0, "therapy.sf_volume_ml", f"must be > 0, got {th.sf_volume_ml}")
+    _finite(th.sf_volume_ml, "therapy.sf_volume_ml", "volume in mL", strict=True)
     for ko in th.knockouts:
         _require(ko in KNOCKOUTS, "therapy.knockouts",
                  f"unknown knockout {ko!r}; valid: {', '.join(KNOCKOUTS)}")  # fmt: skip
-    _require(cfg.perturb.deplete_day >= 0, "perturb.deplete_day", "must be >= 0")
+    _finite(cfg.perturb.deplete_day, "perturb.deplete_day", "day",
+            hint="no depletion: perturb.deplete_macrophages=false")  # fmt: skip
+    fluid = rows["fluid"] * math.prod(int(s) for s in lat.shape[1:])
+    n_msc = _msc_bolus(cfg, fluid)
+    if n_msc > fluid:
+        max_dose = th.sf_volume_ml / voxel_ml(lat)
+        _require(th.dose <= max_dose, "therapy.dose",
+                 f"{th.dose:g} cells per knee gives {n_msc:.3g} MSCs for the {fluid:,} fluid "
+                 "voxels of this lattice (one cell per voxel at most): at dx_um="
+                 f"{lat.dx_um:g} and sf_volume_ml={th.sf_volume_ml:g} the dose can be at most "
+                 f"{max_dose:.3g}")  # fmt: skip
+        raise ConfigError(
+            f"therapy.min_cells: {th.min_cells} MSCs exceed the {fluid:,} fluid "
+            "voxels of this lattice (one cell per voxel at most)"
+        )
 
     # scenario numbers
     sc = cfg.scenario
@@ -266,37 +429,22 @@ def validate(cfg: DictConfig) -> DictConfig:
                 "fls_a0", "chondrocyte_c0"):  # fmt: skip
         _require(sc[key] <= 1, f"scenario.{key}", f"must lie in [0, 1], got {sc[key]}")
 
-    # lattice geometry and memory
-    lat = cfg.lattice
-    _require(len(lat.shape) in (2, 3), "lattice.shape",
-             f"must have 2 or 3 entries (2D or 3D), got {list(lat.shape)}")  # fmt: skip
-    _require(all(int(s) >= 1 for s in lat.shape), "lattice.shape",
-             f"entries must be >= 1, got {list(lat.shape)}")  # fmt: skip
-    _require(lat.dx_um > 0, "lattice.dx_um", f"must be > 0, got {lat.dx_um}")
-    _require(lat.dtype in ("float32", "float64"), "lattice.dtype",
-             f"{lat.dtype!r} is not one of float32, float64")  # fmt: skip
-    _require(0 <= lat.vessel_density <= 1, "lattice.vessel_density", "must lie in [0, 1]")
-    rows = compartment_rows(lat)
-    for name in ("cartilage", "fluid", "lining"):
-        _require(rows[name] >= 1, f"lattice.{name}_um",
-                 f"gives {rows[name]} rows at dx_um={lat.dx_um}; need >= 1")  # fmt: skip
-    _require(rows["bone"] >= 0, "lattice.bone_um", "must be >= 0")
-    _require(rows["sublining"] >= 1, "lattice.shape",
-             f"shape[0]={lat.shape[0]} rows cannot hold bone {rows['bone']} + cartilage "
-             f"{rows['cartilage']} + fluid {rows['fluid']} + lining {rows['lining']} rows "
-             "plus >= 1 sublining row; enlarge shape[0] or thin the layers")  # fmt: skip
-    need, have = estimate_bytes(cfg), available_bytes()
-    _require(need < 0.8 * have, "lattice.shape",
-             f"{list(lat.shape)} needs an estimated {need / 2**30:.2f} GiB of arrays but only "
-             f"{have / 2**30:.2f} GiB of memory is available; use a smaller shape")  # fmt: skip
+    # memory
+    (lattice_b, history_b), have = _memory_parts(cfg), available_bytes()
+    need = BASE_BYTES + lattice_b + history_b
+    _require(need < 0.8 * have, "lattice.shape" if lattice_b >= history_b else "sim.days",
+             f"{list(lat.shape)} for {steps:,} steps needs an estimated {need / 2**30:.2f} GiB "
+             f"({lattice_b / 2**30:.2f} GiB lattice and cells, {history_b / 2**30:.2f} GiB "
+             f"metric history) but only {have / 2**30:.2f} GiB of memory is available; use a "
+             "smaller shape or fewer steps")  # fmt: skip
 
     # biology: every declared parameter within its bounds
     check_biology(cfg.biology)
 
     # output
     out = cfg.output
-    _require(out.snapshot_every_min > 0, "output.snapshot_every_min", "must be > 0 minutes")
-    _require(out.checkpoint_every_min > 0, "output.checkpoint_every_min", "must be > 0 minutes")
+    for key in ("snapshot_every_min", "checkpoint_every_min"):
+        _require(out[key] > 0, f"output.{key}", f"must be > 0 minutes, got {out[key]}")
     if cfg.resume is not None:
         _require(Path(cfg.resume).is_file(), "resume", f"no such file: {cfg.resume}")
 
@@ -309,5 +457,26 @@ def validate(cfg: DictConfig) -> DictConfig:
         except BackendError as exc:
             raise ConfigError(f"backend: {exc}") from None
 
+    if warn:
+        for message in config_warnings(cfg):
+            log.warning(message)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def config_warnings(cfg: Any) -> list[str]:
+    """Valid but probably unintended settings of a validated config, one line each: an MSC
+    injection or macrophage depletion day after the end of the run. (Warnings, not errors: a
+    resume may extend ``sim.days`` past that day. Not checked for ``resume=``, whose run keeps
+    the checkpoint's therapy.)"""
+    if cfg.get("resume"):
+        return []
+    days, th, pt = float(cfg.sim.days), cfg.therapy, cfg.perturb
+    out = []
+    if th.name != "none" and th.dose > 0 and th.day > days:
+        out.append(f"therapy.day={th.day:g} is after the end of the run (sim.days={days:g}): "
+                   "no MSCs will be injected")  # fmt: skip
+    if pt.deplete_macrophages and pt.deplete_day > days:
+        out.append(f"perturb.deplete_day={pt.deplete_day:g} is after the end of the run "
+                   f"(sim.days={days:g}): macrophages will not be depleted")  # fmt: skip
+    return out

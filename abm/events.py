@@ -34,6 +34,10 @@ def inject_msc(model: Any, ctx: StepContext) -> int:
     v_sim = fluid.sum() * model.tissue.voxel_ml
     n = max(int(th.min_cells), round(th.dose * v_sim / th.sf_volume_ml))
     free = xp.nonzero(xp.asarray(fluid) & ~model.world.occupancy())[0]
+    if n > int(free.shape[0]):
+        log.warning("day %.2f: the MSC dose (%.3g per knee) asks for %d MSCs but only %d fluid "
+                    "voxels are free: placing %d", model.time_min / MIN_PER_DAY, th.dose, n,
+                    int(free.shape[0]), int(free.shape[0]))  # fmt: skip
     n = min(n, int(free.shape[0]))
     if n == 0:
         return 0

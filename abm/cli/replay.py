@@ -7,14 +7,22 @@ Data flow: ``run.h5`` -> :func:`abm.replay.load_run` -> :mod:`abm.replay.movie` 
                [--slice K] [--axis A] [--project max] [--fps F] [--every N] [--dpi D]
 
 Without --out/--interactive/--summary it writes ``<field>.mp4`` into the run folder. A bad path,
-field or option is one line on stderr and exit code 2.
+field or option is one line on stderr and exit code 2, before anything is rendered: --every is
+an integer >= 1, --dpi an integer in [8, 600] (frames of 80 x 32 to 6000 x 2400 pixels: the
+figure is 10 x 4 inches), --fps a finite number > 0 (<= 100 for a GIF, whose frame delays are
+whole hundredths of a second), and --out (or the run folder) must be a place a file or folder
+can be written. A write that fails midway (disk full) is one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from abm.errors import RunFileError
@@ -23,6 +31,8 @@ from abm.schema import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 DEFAULT_FIELD = "IL1b"
+DPI_RANGE = (8, 600)
+GIF_MAX_FPS = 100.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,7 +49,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project", choices=["max"], default=None, help="3D: max projection")
     p.add_argument("--fps", type=float, default=6.0, help="movie frames per second")
     p.add_argument("--every", type=int, default=1, help="use every N-th frame")
-    p.add_argument("--dpi", type=int, default=96, help="pixels per inch (multiple of 8)")
+    lo, hi = DPI_RANGE
+    p.add_argument(
+        "--dpi", type=int, default=96, help=f"pixels per inch in [{lo}, {hi}], a multiple of 8"
+    )
     return p
 
 
@@ -48,16 +61,53 @@ def _error(message: str) -> None:
     raise SystemExit(2)
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Exit with one line if --every, --dpi or --fps is out of range (before any work)."""
+    if args.every < 1:
+        _error(f"--every {args.every}: must be an integer >= 1 (1 = every frame)")
+    lo, hi = DPI_RANGE
+    if not lo <= args.dpi <= hi:
+        _error(f"--dpi {args.dpi}: must be an integer in [{lo}, {hi}]")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        _error(f"--fps {args.fps:g}: must be a finite number of frames per second > 0")
+    gif = args.out is not None and Path(args.out).suffix.lower() == ".gif"
+    if gif and args.fps > GIF_MAX_FPS and not (args.summary or args.interactive):
+        _error(f"--fps {args.fps:g}: a GIF holds at most {GIF_MAX_FPS:g} frames per second "
+               "(frame delays are whole hundredths of a second)")  # fmt: skip
+
+
+def _check_writable(out: Path, folder: bool, flag: str = "--out") -> None:
+    """Exit with one line unless ``out`` can be written: a file (``folder`` False) or a folder
+    of frames, created with its missing parents. Probes with a temporary file (removed at
+    once) in the nearest existing folder, so read-only file systems are caught too."""
+    if folder:
+        if out.exists() and not out.is_dir():
+            _error(f"{flag} {out}: is a file; PNG frames need a folder (or give .mp4/.gif)")
+    elif out.is_dir():
+        _error(f"{flag} {out}: is a folder; give a file name (.mp4, .gif, or .png for --summary)")
+    base = (out if folder else out.parent).absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        _error(f"{flag} {out}: cannot create a folder there: {base} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        _error(f"{flag} {out}: cannot write in {base}: {exc.strerror or exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script ``abm-replay``."""
     args = parser().parse_args(argv)
+    _check_options(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.interactive is False:
         import matplotlib
 
         matplotlib.use("Agg")
     from abm.replay.frames import View
-    from abm.replay.movie import write_movie
+    from abm.replay.movie import MOVIE_SUFFIXES, write_movie
     from abm.replay.plots import summary_figure
 
     try:
@@ -72,9 +122,13 @@ def main(argv: list[str] | None = None) -> None:
             except ValueError as exc:
                 _error(str(exc))
             folder = run.path.parent
+            flag = "--out" if args.out else "run folder"
             if args.summary:
                 out = Path(args.out) if args.out else folder / SUMMARY_FILE
-                summary_figure(run, out)
+                _check_writable(out, folder=False, flag=flag)
+                with _writing(out):
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    summary_figure(run, out)
                 log.info("wrote %s", out)
             elif args.interactive:
                 import matplotlib.pyplot as plt
@@ -86,12 +140,26 @@ def main(argv: list[str] | None = None) -> None:
                 plt.show()
             else:
                 out = Path(args.out) if args.out else folder / f"{field}.mp4"
-                written = write_movie(
-                    run, field, out, view=view, fps=args.fps, dpi=args.dpi, every=args.every
-                )
-                log.info("wrote %s (%d frames)", written, len(range(0, run.n_frames, args.every)))
+                _check_writable(out, folder=out.suffix.lower() not in MOVIE_SUFFIXES, flag=flag)
+                with _writing(out):
+                    written = write_movie(
+                        run, field, out, view=view, fps=args.fps, dpi=args.dpi, every=args.every
+                    )
+                n = len(range(0, run.n_frames, args.every))
+                log.info("wrote %s (%d frames)", written, n)
     except (RunFileError, IndexError) as exc:
         _error(str(exc))
+
+
+@contextlib.contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """An OSError while writing ``out`` (disk full, ...) is one line and exit code 1."""
+    try:
+        yield
+    except OSError as exc:
+        print(f"abm-replay: error: writing {out} failed: {exc.strerror or exc}", file=sys.stderr)
+        sys.unraisablehook = lambda _: None  # the writer's own close retries the write
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
