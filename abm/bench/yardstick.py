@@ -10,9 +10,11 @@ updates/s and 2D 512^2 x 8 at ~60-80 M/s, about the speed of BioFVM's C++ solver
 speed / yardstick speed" reads as roughly "times BioFVM".
 
 Scheme (the same as ``make_stepper(method="lod")`` without cells): per axis k, backward Euler
-``(1 + dt*decay/ndim - dt*L_k) u_new = u`` with the second difference ``L_k`` (D/dx² times
-[1, -2, 1]) and no flux through the outer faces (end rows [-1, 1]), so the step conserves mass
-when decay is 0. Units: dx in µm, dt in min, D in µm²/min, decay in 1/min.
+``(1 - dt*L_k) u_new = u`` with the second difference ``L_k`` (D/dx² times [1, -2, 1]) and no
+flux through the outer faces (end rows [-1, 1]); the decay is implicit in the solve of the last
+axis longer than one voxel, ``(1 + dt*decay - dt*L_k)``, once per step, so a uniform field
+decays exactly as (1 + dt*decay)^-1 and the step conserves mass when decay is 0.
+Units: dx in µm, dt in min, D in µm²/min, decay in 1/min.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ class ReferenceLOD:
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self.r = self.dtype.type(D * dt_min / dx_um**2)
-        lam = decay * dt_min / len(self.shape)
+        long_axes = [k for k, n in enumerate(self.shape) if n > 1]
+        decay_axis = long_axes[-1] if long_axes else len(self.shape) - 1
+        lam = [decay * dt_min if k == decay_axis else 0.0 for k in range(len(self.shape))]
         self.factors = [
-            tuple(a.astype(self.dtype) for a in thomas_factors(n, float(self.r), lam))
-            for n in self.shape
+            tuple(a.astype(self.dtype) for a in thomas_factors(n, float(self.r), lam[k]))
+            for k, n in enumerate(self.shape)
         ]
 
     def step(self, u: np.ndarray) -> np.ndarray:

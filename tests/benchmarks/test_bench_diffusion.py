@@ -27,13 +27,35 @@ def _problem(shape):
     return D, decay, u
 
 
-def _bench(benchmark, xp, shape, sync=lambda: None):
+def _bench(benchmark, xp, shape, sync=lambda: None, scale=1.0, cells=None):
+    """One step per round; ``scale`` multiplies the initial field (small values: partial sums
+    that underflow); ``cells`` = "dense" or "sparse": sources and uptakes at 5% of the voxels
+    (unique, sorted), passed as full (F, *shape) arrays or as (F, N) values with ``at=``."""
     D, decay, u = _problem(shape)
+    u = u * np.float32(scale)
     step = make_stepper(shape, 10.0, 2.0, xp.asarray(D), xp.asarray(decay), xp=xp)
+    kw = {}
+    if cells is not None:
+        V = int(np.prod(shape))
+        rng = np.random.default_rng(1)
+        at = np.sort(rng.choice(V, V // 20, replace=False))
+        s_at = rng.random((F, at.size), dtype=np.float32)
+        k_at = (0.01 * rng.random((F, at.size))).astype(np.float32)
+        if cells == "sparse":
+            kw = {"source": xp.asarray(s_at), "uptake": xp.asarray(k_at), "at": xp.asarray(at)}
+        else:
+            src = np.zeros((F, V), np.float32)
+            upt = np.zeros((F, V), np.float32)
+            src[:, at] = s_at
+            upt[:, at] = k_at
+            kw = {
+                "source": xp.asarray(src.reshape(u.shape)),
+                "uptake": xp.asarray(upt.reshape(u.shape)),
+            }
     state = {"u": xp.asarray(u)}
 
     def one():
-        state["u"] = step(state["u"])
+        state["u"] = step(state["u"], **kw)
         sync()
 
     benchmark.extra_info["voxel_field_updates"] = int(u.size)
@@ -46,6 +68,19 @@ def _bench(benchmark, xp, shape, sync=lambda: None):
 @pytest.mark.parametrize("shape", [(512, 512), (128, 128, 128)], ids=["2d-512", "3d-128"])
 def test_bench_lod_step_numpy(benchmark, shape):
     _bench(benchmark, np, shape)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (128, 128, 128)], ids=["2d-512", "3d-128"])
+def test_bench_lod_step_small_values_numpy(benchmark, shape):
+    """Fields of magnitude 1e-20: as fast as above where flush-to-zero is on (issue 9)."""
+    _bench(benchmark, np, shape, scale=1e-20)
+
+
+@pytest.mark.parametrize("cells", ["dense", "sparse"])
+@pytest.mark.parametrize("shape", [(512, 512), (128, 128, 128)], ids=["2d-512", "3d-128"])
+def test_bench_lod_step_cells_numpy(benchmark, shape, cells):
+    """Sources and uptakes at 5% of the voxels: full arrays vs the sparse form (``at=``)."""
+    _bench(benchmark, np, shape, cells=cells)
 
 
 @pytest.mark.gpu
