@@ -21,10 +21,10 @@ from kernels.moves import neighbors, place_daughters, resolve_moves
 SURFACE_ROWS = 2  # fluid rows next to the lining where adhered MSCs sit and move
 
 
-def move_substeps(types: list[Any], dt_min: float, dx_um: float) -> int:
-    """Sub-steps of the move phase: enough that the fastest type (``speed_um_min`` in its
-    parameters) needs at most one voxel per sub-step; 1 at the default dt."""
-    speed = max((float(getattr(t.p, "speed_um_min", 0.0)) for t in types), default=0.0)
+def move_substeps(celltype: Any, dt_min: float, dx_um: float) -> int:
+    """Sub-steps a type moves in per step: enough that at its ``speed_um_min`` it needs at
+    most one voxel per sub-step (1 for a type without a speed, and at the default dt)."""
+    speed = float(getattr(celltype.p, "speed_um_min", 0.0))
     return max(1, math.ceil(speed * dt_min / dx_um - 1e-9))
 
 
@@ -66,7 +66,8 @@ class World:
             self._habitat_n[t.name] = int(mask.sum())
         self.vessels = xp.asarray(tissue.vessels)
         self.recruiters = [t for t in model.types if t.recruit_draw is not None]
-        self.move_substeps = move_substeps(model.types, model.dt_min, self.dx_um)
+        self.substeps = {t.name: move_substeps(t, model.dt_min, self.dx_um) for t in model.types}
+        self.move_substeps = max(self.substeps.values(), default=1)
         self._occ: Any = None
 
     # -- what the rules ask
@@ -154,45 +155,45 @@ class World:
         return occ
 
     def move(self, ctx: StepContext) -> None:
-        """Moves in :attr:`move_substeps` sub-steps of dt / n (so that no type needs more than
-        one voxel per sub-step at its speed): each sub-step, every type's targets
-        (``motility``), exclusion resolved at random among the movers, then ``moved``."""
-        for k in range(self.move_substeps):
-            self._move_once(ctx.substep(k, self.move_substeps))
+        """Moves in sub-steps: a type moves in ``substeps[name]`` sub-steps of dt / k (so that
+        at its speed it needs at most one voxel per sub-step), spread evenly over the
+        :attr:`move_substeps` sub-steps of the phase. Each sub-step: the targets of the types
+        that move in it (``motility``), exclusion resolved at random among them, ``moved``."""
+        n = self.move_substeps
+        for j in range(n):
+            turns = []  # (type, population, its own sub-step index) moving in sub-step j
+            for t, pop in zip(self.model.types, self.model.cells, strict=True):
+                k = self.substeps[t.name]
+                i = -(-j * k // n)  # the first own sub-step at or after j
+                if pop.n and i < k and i * n // k == j:
+                    turns.append((t, pop, i))
+            if turns:
+                self._move_once(ctx, j, turns)
 
-    def _move_once(self, ctx: StepContext) -> None:
-        xp, model = self.xp, self.model
+    def _move_once(self, ctx: StepContext, j: int, turns: list[tuple[Any, Any, int]]) -> None:
+        xp = self.xp
         self._occ = self.occupancy()
         movers = []
-        for t, pop in zip(model.types, model.cells, strict=True):
-            tgt = t.motility(ctx, pop) if pop.n else None
+        for t, pop, i in turns:
+            tgt = t.motility(ctx.substep(i, self.substeps[t.name]), pop)
             if tgt is not None:
-                movers.append((t, pop, tgt))
+                movers.append((t, pop, i, tgt))
         self._occ = None
         if not movers:
             return
         # targets are free voxels (walk excludes every occupied one): only movers can conflict
-        cur = xp.concatenate([pop["voxel"] for _, pop, _ in movers])
-        ids = xp.concatenate([pop["id"] for _, pop, _ in movers])
-        tgt = xp.concatenate([tgt for _, _, tgt in movers])
+        cur = xp.concatenate([m[1]["voxel"] for m in movers])
+        ids = xp.concatenate([m[1]["id"] for m in movers])
+        tgt = xp.concatenate([m[3] for m in movers])
         tgt = xp.where(tgt == cur, -1, tgt)
-        prio = ctx.uniform(WorldDraw.MOVE_PRIO, model.cells.concat("id"))
-        prio = xp.concatenate([prio[a:b] for a, b in self._slices(movers)])
+        prio = ctx.substep(j, self.move_substeps).uniform(WorldDraw.MOVE_PRIO, ids)
         new = resolve_moves(xp, self.n_voxels, cur, tgt, prio, ids)
         start = 0
-        for t, pop, _ in movers:
+        for t, pop, i, _ in movers:
             stop = start + pop.n
             pop["voxel"] = new[start:stop]
-            t.moved(ctx, pop)
+            t.moved(ctx.substep(i, self.substeps[t.name]), pop)
             start = stop
-
-    def _slices(self, movers: list[tuple[Any, Any, Any]]) -> list[tuple[int, int]]:
-        """Where each mover population sits in ``cells.concat`` order."""
-        offsets, start = {}, 0
-        for pop in self.model.cells:
-            offsets[pop.name] = (start, start + pop.n)
-            start += pop.n
-        return [offsets[pop.name] for _, pop, _ in movers]
 
     def _place(self, occ: Any, kind: str, parents: Any, key: Any, choice: Any,
                prio: Any) -> tuple[Any, Any]:  # fmt: skip

@@ -8,7 +8,8 @@ Vargha-Delaney A of candidate vs reference over the seeds measures the effect si
 same; |A - 0.5| < 0.14, i.e. A in (0.36, 0.64), counts as equivalent: the "negligible"/"small"
 boundary of Vargha & Delaney 2000). Results: a CSV, a markdown table, a figure.
 
-    python -m abm.validation.equivalence --seeds 8 --days 7 28 90 --candidate sim.dt_min=10
+    python -m abm.validation.equivalence --seeds 8 --days 7 28 90 \\
+        --candidate sim.dt_min=10 --candidate sim.dt_min=15
 """
 
 from __future__ import annotations
@@ -76,17 +77,19 @@ def _one(job: tuple[str, list[str], int, float]) -> tuple[str, int, pd.DataFrame
     return arm, seed, metrics, time.perf_counter() - t0
 
 
-def run(base: list[str], candidate: list[str], seeds: int, days: Sequence[float],
-        jobs: int = 2, reference: Sequence[str] = ("sim.dt_min=2",)) -> pd.DataFrame:  # fmt: skip
-    """Runs both arms for every seed; returns one row per (readout, day, arm, seed)."""
+def run(base: list[str], candidates: Sequence[Sequence[str]], seeds: int,
+        days: Sequence[float], jobs: int = 2,
+        reference: Sequence[str] = ("sim.dt_min=2",)) -> pd.DataFrame:  # fmt: skip
+    """Runs the reference and every candidate for every seed; one row per (readout, day, arm,
+    seed); a candidate arm is named by its overrides."""
     last = max(days)
-    arms = (("reference", list(reference)), ("candidate", list(candidate)))
+    arms = [("reference", list(reference))] + [(" ".join(c), list(c)) for c in candidates]
     work = [(arm, [*base, *ov], s, last) for s in range(seeds) for arm, ov in arms]
     rows = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
         for arm, seed, metrics, sec in ex.map(_one, work):
-            print(f"{arm:9s} seed {seed}: {sec:6.0f} s", flush=True)
+            print(f"{arm:16s} seed {seed}: {sec:6.0f} s", flush=True)
             for (name, day), value in readouts(metrics, days).items():
                 rows.append({"readout": name, "day": day, "arm": arm, "seed": seed,
                              "value": value, "wall_s": sec})  # fmt: skip
@@ -94,27 +97,29 @@ def run(base: list[str], candidate: list[str], seeds: int, days: Sequence[float]
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per readout and day: medians of both arms and the Vargha-Delaney A (candidate vs
-    reference), with the verdict."""
+    """Per candidate, readout and day: medians of both arms and the Vargha-Delaney A
+    (candidate vs reference), with the verdict."""
     out = []
-    for (name, day), g in runs.groupby(["readout", "day"], sort=False):
-        ref = g[g.arm == "reference"].value.to_numpy()
-        cand = g[g.arm == "candidate"].value.to_numpy()
-        a = vargha_delaney_a(cand, ref)
-        out.append({"readout": name, "day": day, "reference_median": float(np.median(ref)),
-                    "candidate_median": float(np.median(cand)), "A": a,
-                    "equivalent": bool(LOW < a < HIGH), "seeds": int(ref.size)})  # fmt: skip
+    for arm in [a for a in runs.arm.unique() if a != "reference"]:
+        for (name, day), g in runs.groupby(["readout", "day"], sort=False):
+            ref = g[g.arm == "reference"].value.to_numpy()
+            cand = g[g.arm == arm].value.to_numpy()
+            a = vargha_delaney_a(cand, ref)
+            out.append({"candidate": arm, "readout": name, "day": day,
+                        "reference_median": float(np.median(ref)),
+                        "candidate_median": float(np.median(cand)), "A": a,
+                        "equivalent": bool(LOW < a < HIGH), "seeds": int(ref.size)})  # fmt: skip
     return pd.DataFrame(out)
 
 
 def markdown(tab: pd.DataFrame) -> str:
-    lines = ["| readout | day | reference median | candidate median | A | within (0.36, 0.64) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| candidate | readout | day | reference median | candidate median | A | "
+             "within (0.36, 0.64) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in tab.itertuples():
-        label = READOUTS[r.readout][0]
         ok = "yes" if r.equivalent else "**no**"
-        lines.append(f"| {label} | {r.day:g} | {r.reference_median:.4g} | "
-                     f"{r.candidate_median:.4g} | {r.A:.2f} | {ok} |")  # fmt: skip
+        lines.append(f"| `{r.candidate}` | {READOUTS[r.readout][0]} | {r.day:g} | "
+                     f"{r.reference_median:.4g} | {r.candidate_median:.4g} | {r.A:.2f} | "
+                     f"{ok} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -126,11 +131,12 @@ def figure(runs: pd.DataFrame, path: Path) -> None:
     for ax, name in zip(axes, names, strict=True):
         g = runs[runs.readout == name]
         days = sorted(g.day.unique())
-        for k, (arm, color) in enumerate((("reference", "0.3"), ("candidate", "tab:orange"))):
+        arms = ["reference", *[a for a in runs.arm.unique() if a != "reference"]]
+        for k, arm in enumerate(arms):
             for i, day in enumerate(days):
                 v = g[(g.arm == arm) & (g.day == day)].value
-                ax.scatter(np.full(v.size, i + (k - 0.5) * 0.25), v, s=10, color=color,
-                           label=arm if i == 0 else None)  # fmt: skip
+                ax.scatter(np.full(v.size, i + (k - (len(arms) - 1) / 2) * 0.2), v, s=10,
+                           color=f"C{k}", label=arm if i == 0 else None)  # fmt: skip
         ax.set_xticks(range(len(days)), [f"d{d:g}" for d in days])
         ax.set_title(READOUTS[name][0], fontsize=8)
     axes[0].legend(fontsize=7)
@@ -143,8 +149,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=8, help="seeds per arm (>= 8 for the table)")
     ap.add_argument("--days", type=float, nargs="+", default=[7.0, 28.0, 90.0])
-    ap.add_argument("--candidate", nargs="+", default=["sim.dt_min=10"],
-                    help="overrides of the candidate arm")  # fmt: skip
+    ap.add_argument("--candidate", nargs="+", action="append",
+                    help="overrides of one candidate arm; repeat for several "
+                         "(default: sim.dt_min=10)")  # fmt: skip
     ap.add_argument("--reference", nargs="+", default=["sim.dt_min=2"])
     ap.add_argument("--base", nargs="*", default=["lattice.shape=[193,64]"],
                     help="overrides of both arms (default: the validation lattice)")  # fmt: skip
@@ -155,17 +162,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ap.error("--seeds must be >= 2 and every --days >= 1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = run(args.base, args.candidate, args.seeds, args.days, args.jobs, args.reference)
+    candidates = args.candidate or [["sim.dt_min=10"]]
+    runs = run(args.base, candidates, args.seeds, args.days, args.jobs, args.reference)
     runs.to_csv(out / "equivalence_runs.csv", index=False)
     tab = table(runs)
     tab.to_csv(out / "equivalence.csv", index=False)
     figure(runs, out / "equivalence.png")
     print(markdown(tab))
     wall = runs.groupby("arm").wall_s.median()
-    print(
-        f"median wall per run: reference {wall['reference']:.0f} s, "
-        f"candidate {wall['candidate']:.0f} s"
-    )
+    print("median wall per run: " + ", ".join(f"{a} {s:.0f} s" for a, s in wall.items()))
 
 
 if __name__ == "__main__":

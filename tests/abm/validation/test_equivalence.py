@@ -36,5 +36,6 @@ def test_a_tiny_comparison_runs_end_to_end(tmp_path, small):
              "--base", *base])  # fmt: skip
     tab = pd.read_csv(tmp_path / "equivalence.csv")
     assert set(tab.readout) == set(eq.READOUTS) and (tab.seeds == 2).all()
+    assert set(tab.candidate) == {"sim.dt_min=10"}
     assert tab.A.between(0, 1).all()
     assert (tmp_path / "equivalence.png").stat().st_size > 0
