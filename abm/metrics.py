@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from abm.backend import to_numpy
 from abm.params import FIELD_NAMES
 
 
@@ -64,7 +65,7 @@ def compute_row(model: Any, metrics: list[Metric]) -> tuple[dict[str, float], fl
     )  # (F, 2): fluid, synovium
     rest = [m for m in metrics if m.compute is not None]
     values = [xp.asarray(m.compute(model)) for m in rest] + [xp.min(u), xp.max(u)]
-    vec = model.to_host(xp.concatenate([means.reshape(-1), xp.stack(values).astype(means.dtype)]))
+    vec = to_numpy(xp.concatenate([means.reshape(-1), xp.stack(values).astype(means.dtype)]))
     vals = [float(v) for v in vec]
     row = {"time_min": float(model.time_min)}
     for i, f in enumerate(FIELD_NAMES):

@@ -131,9 +131,6 @@ class JointModel(mesa.Model):
         self.next_id += m
         return ids
 
-    def to_host(self, a: Any) -> np.ndarray:
-        return to_numpy(a)
-
     # ------------------------------------------------------------------ public views
     @property
     def fields(self) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from abm.cells.base import StepContext, WorldDraw, event_prob, hill
+from abm.cells.base import MAX_SUBSTEPS, StepContext, WorldDraw, event_prob, hill
+from abm.errors import ConfigError
 from abm.tissue import CARTILAGE, FLUID, LINING, SUBLINING
 from kernels.moves import neighbors, place_daughters, resolve_moves
 
@@ -68,6 +69,12 @@ class World:
         self.recruiters = [t for t in model.types if t.recruit_draw is not None]
         self.substeps = {t.name: move_substeps(t, model.dt_min, self.dx_um) for t in model.types}
         self.move_substeps = max(self.substeps.values(), default=1)
+        if self.move_substeps > MAX_SUBSTEPS:
+            fast = max(self.substeps, key=self.substeps.__getitem__)
+            raise ConfigError(
+                f"biology.{fast}.speed_um_min: needs {self.move_substeps} move sub-steps per "
+                f"step of {model.dt_min:g} min; at most {MAX_SUBSTEPS}: lower the speed or dt"
+            )
         self._occ: Any = None
 
     # -- what the rules ask
@@ -173,11 +180,12 @@ class World:
     def _move_once(self, ctx: StepContext, j: int, turns: list[tuple[Any, Any, int]]) -> None:
         xp = self.xp
         self._occ = self.occupancy()
-        movers = []
+        movers = []  # (type, population, its sub-step context, targets)
         for t, pop, i in turns:
-            tgt = t.motility(ctx.substep(i, self.substeps[t.name]), pop)
+            sub = ctx.substep(i, self.substeps[t.name])
+            tgt = t.motility(sub, pop)
             if tgt is not None:
-                movers.append((t, pop, i, tgt))
+                movers.append((t, pop, sub, tgt))
         self._occ = None
         if not movers:
             return
@@ -189,10 +197,10 @@ class World:
         prio = ctx.substep(j, self.move_substeps).uniform(WorldDraw.MOVE_PRIO, ids)
         new = resolve_moves(xp, self.n_voxels, cur, tgt, prio, ids)
         start = 0
-        for t, pop, i, _ in movers:
+        for t, pop, sub, _ in movers:
             stop = start + pop.n
             pop["voxel"] = new[start:stop]
-            t.moved(ctx.substep(i, self.substeps[t.name]), pop)
+            t.moved(sub, pop)
             start = stop
 
     def _place(self, occ: Any, kind: str, parents: Any, key: Any, choice: Any,

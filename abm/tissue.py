@@ -16,6 +16,7 @@ import numpy as np
 
 from abm.config import compartment_rows
 from abm.params import FIELD_NAMES
+from abm.units import ML_PER_UM3
 from kernels.random import uniform
 
 BONE, CARTILAGE, FLUID, LINING, SUBLINING = range(5)
@@ -49,7 +50,7 @@ class Tissue:
     @property
     def voxel_ml(self) -> float:
         """Volume of one voxel in mL (a 2D lattice is a slab one voxel thick)."""
-        return self.dx_um**3 * 1e-12
+        return self.dx_um**3 * ML_PER_UM3
 
     def transport(self, bio: Any, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
         """Per-voxel diffusivity (F, *shape) in µm²/min and decay (F, *shape) in 1/min.

@@ -181,3 +181,10 @@ def test_moves_take_substeps_so_speeds_do_not_depend_on_dt(small):
         assert dist.max() <= substeps
         if substeps > 1:
             assert dist.max() >= 3 and dist.mean() > 1.0
+
+
+def test_a_speed_needing_too_many_move_substeps_is_one_config_line(small):
+    from abm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^biology\.tcell\.speed_um_min: needs \d+ move sub"):
+        build(small, "biology.tcell.speed_um_min=1e5")
