@@ -129,9 +129,20 @@ class OutputConf:
 
 
 @dataclass
+class DesignConf:
+    """One row of a parameter design (abm-sensitivity, abm-replicates): ``file`` is a CSV with a
+    ``row`` column and one column per config key; the job applies the values of row ``row``
+    before validation (:func:`abm.sweep.design.apply_design`)."""
+
+    file: str | None = None
+    row: int | None = None
+
+
+@dataclass
 class Config:
     seed: int = 0
     resume: str | None = None
+    design: DesignConf = field(default_factory=DesignConf)
     sim: SimConf = field(default_factory=SimConf)
     lattice: LatticeConf = field(default_factory=LatticeConf)
     backend: BackendConf = field(default_factory=BackendConf)
@@ -341,8 +352,13 @@ def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
     """Check a composed config; return it (read-only) or raise :class:`ConfigError`.
 
     ``warn``: log the warnings (valid but probably unintended values, e.g. an injection day
-    after the end of the run) on the logger ``abm.config``.
+    after the end of the run) on the logger ``abm.config``. A ``design.file`` row is applied
+    first (:func:`abm.sweep.design.apply_design`), so its values are checked like any other.
     """
+    if cfg.get("design") is not None and cfg.design.file is not None:
+        from abm.sweep.design import apply_design
+
+        cfg = apply_design(cfg)
     _require(cfg.backend.name in ("numpy", "cupy", "auto"), "backend",
              f"{cfg.backend.name!r} is not one of numpy, cupy, auto")  # fmt: skip
     _require(cfg.scenario.name in SCENARIOS, "scenario",

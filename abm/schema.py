@@ -26,6 +26,7 @@ XDMF_FILE = "run.xdmf"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_FILE = "checkpoint.h5"
 SUMMARY_FILE = "summary.png"
+STATUS_FILE = "status.json"  # a sweep job's state: running / complete / failed (abm.sweep.status)
 
 # -- run.h5 ----------------------------------------------------------------------------------
 SCHEMA = "oa-abm/1"
