@@ -17,6 +17,8 @@ what is valid):
   (overshoot, held only by clipping), the probabilities ``1 - exp(-rate·dt)`` of the fastest
   events approach 1, and a cell decides to divide or die only once an hour; below 0.01 min
   (0.6 s) nothing in the model changes within a step and the run only costs time.
+- ``sim.field_substeps`` k in [1, :data:`MAX_FIELD_SUBSTEPS`]: the fields take k transport
+  steps of ``sim.dt_min / k`` per cell step (multi-rate stepping for long runs).
 - A run has 1 to :data:`MAX_STEPS` steps (``round(sim.days · 1440 / sim.dt_min)``): zero steps
   would run nothing; a million steps already take hours to days even on a small lattice and
   keep ~3 GB of metric history in memory, so more is almost always a mistyped ``sim.dt_min``
@@ -58,12 +60,14 @@ THERAPIES = ("none", "msc")
 SEED_LIMIT = 2**64  # the Philox key is 64 bits (kernels/random.py)
 DT_MIN_RANGE = (0.01, 60.0)  # minutes; reasons in the module docstring
 MAX_STEPS = 1_000_000
+MAX_FIELD_SUBSTEPS = 60  # transport steps per cell step (dt = 60 min in 1-min transport steps)
 
 
 @dataclass
 class SimConf:
     days: float = 7.0
     dt_min: float = 2.0
+    field_substeps: int = 1
 
 
 @dataclass
@@ -374,6 +378,9 @@ def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
     lo, hi = DT_MIN_RANGE
     _require(math.isfinite(sim.dt_min) and lo <= sim.dt_min <= hi, "sim.dt_min",
              f"must be a step in minutes in [{lo:g}, {hi:g}], got {sim.dt_min}")  # fmt: skip
+    _require(1 <= sim.field_substeps <= MAX_FIELD_SUBSTEPS, "sim.field_substeps",
+             f"must be an integer in [1, {MAX_FIELD_SUBSTEPS}] (transport steps of "
+             f"sim.dt_min / k per cell step), got {sim.field_substeps}")  # fmt: skip
     steps = n_steps(cfg)
     _require(steps >= 1, "sim.days",
              f"sim.days={sim.days} is less than half a step of sim.dt_min={sim.dt_min} min: "

@@ -86,8 +86,10 @@ class JointModel(mesa.Model):
         self.shape = tissue.shape
         self.n_voxels = tissue.n_voxels
         D, decay = tissue.transport(self.bio, dtype=str(self.dtype))
-        self.stepper = make_stepper(self.shape, tissue.dx_um, self.dt_min, D, decay, xp=xp,
-                                    dtype=str(self.dtype))  # fmt: skip
+        # multi-rate: k transport steps of dt/k per cell step (the cells' sources held)
+        self.field_substeps = int(cfg.sim.get("field_substeps", 1))
+        self.stepper = make_stepper(self.shape, tissue.dx_um, self.dt_min / self.field_substeps,
+                                    D, decay, xp=xp, dtype=str(self.dtype))  # fmt: skip
         self.fidx = {name: i for i, name in enumerate(FIELD_NAMES)}
         self.u = xp.zeros((len(FIELD_NAMES), *self.shape), dtype=self.dtype)
         self._conv = self._secretion_conversion()
@@ -196,7 +198,8 @@ class JointModel(mesa.Model):
             at, source, uptake = self._secrete(ctx)
             self.world.births(ctx, divide)
         with self._phase("transport"):  # the reaction touches only the voxels holding cells
-            self.u = self.stepper(self.u, source, uptake, at=at)
+            for _ in range(self.field_substeps):
+                self.u = self.stepper(self.u, source, uptake, at=at)
         with self._phase("tissue"):
             self.matrix.update(ctx, self)
         self.time_min = self.steps * self.dt_min
