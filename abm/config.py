@@ -359,10 +359,16 @@ def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
     after the end of the run) on the logger ``abm.config``. A ``design.file`` row is applied
     first (:func:`abm.sweep.design.apply_design`), so its values are checked like any other.
     """
-    if cfg.get("design") is not None and cfg.design.file is not None:
+    design = cfg.get("design")
+    if design is not None and design.file is not None:
         from abm.sweep.design import apply_design
 
         cfg = apply_design(cfg)
+    elif design is not None and design.row is not None:
+        raise ConfigError(
+            f"design.row={design.row}: given without design.file (the CSV of parameter sets "
+            "whose row to apply); give both, or neither"
+        )
     _require(cfg.backend.name in ("numpy", "cupy", "auto"), "backend",
              f"{cfg.backend.name!r} is not one of numpy, cupy, auto")  # fmt: skip
     _require(cfg.scenario.name in SCENARIOS, "scenario",

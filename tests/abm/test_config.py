@@ -135,3 +135,8 @@ def test_an_injection_after_the_end_of_the_run_is_a_warning(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "abm.config"]
     assert lines == ["perturb.deplete_day=9 is after the end of the run (sim.days=7): "
                      "macrophages will not be depleted"]  # fmt: skip
+
+
+def test_design_row_without_design_file_is_one_line():
+    with pytest.raises(ConfigError, match=r"^design\.row=3: given without design\.file"):
+        abm.compose(["design.row=3"])
