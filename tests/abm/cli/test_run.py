@@ -124,8 +124,17 @@ def test_multirun_sweep_writes_one_folder_per_job(tmp_path):
     res = abm_run("-m", *SMALL, "seed=0,1", "sim.days=0.025", "output.summary_png=false",
                   f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert res.returncode == 0, res.stderr
-    a, b = (pd.read_csv(sweep / job / "metrics.csv") for job in ("0", "1"))
+    # each job's folder is named by the overrides the sweep varies (Hydra's override_dirname;
+    # those with one value for every job are in .hydra/overrides.yaml and status.json)
+    jobs = ["seed=0", "seed=1"]
+    assert sorted(p.name for p in sweep.iterdir() if not p.name.startswith(".")) == sorted(
+        [*jobs, "multirun.yaml", "sweep_status.csv"]
+    )
+    a, b = (pd.read_csv(sweep / job / "metrics.csv") for job in jobs)
     assert len(a) == len(b) == 19 and not a.equals(b)  # t = 0 and 18 steps of 2 min
+    for job in jobs:
+        assert (sweep / job / ".hydra" / "overrides.yaml").is_file()
+        assert (sweep / job / "status.json").is_file()
 
 
 def test_multirun_with_one_bad_job_starts_none(tmp_path):
