@@ -1,17 +1,27 @@
-"""abm-replay: look at a run folder: a movie, PNG frames, a slider window, or the summary PNG.
+"""abm-replay: look at a run folder: a movie, PNG frames, a slider window, the summary PNG, or
+one HTML page.
 
 Data flow: ``run.h5`` -> :func:`abm.replay.load_run` -> :mod:`abm.replay.movie` /
-:mod:`abm.replay.viewer` / :mod:`abm.replay.plots` -> files or a window. Reads files only.
+:mod:`abm.replay.viewer` / :mod:`abm.replay.plots` / :mod:`abm.replay.html` -> files or a
+window. Reads files only.
 
-    abm-replay RUN [--field NAME] [--out FILE.mp4|FILE.gif|DIR] [--interactive] [--summary]
-               [--slice K] [--axis A] [--project max] [--fps F] [--every N] [--dpi D]
+    abm-replay RUN [--field NAME] [--out FILE.mp4|FILE.gif|DIR|FILE.html] [--interactive]
+               [--summary] [--html] [--max-mb M] [--slice K] [--axis A] [--project max]
+               [--fps F] [--every N] [--dpi D]
 
-Without --out/--interactive/--summary it writes ``<field>.mp4`` into the run folder. A bad path,
-field or option is one line on stderr and exit code 2, before anything is rendered: --every is
-an integer >= 1, --dpi an integer in [8, 600] (frames of 80 x 32 to 6000 x 2400 pixels: the
-figure is 10 x 4 inches), --fps a finite number > 0 (<= 100 for a GIF, whose frame delays are
-whole hundredths of a second), and --out (or the run folder) must be a place a file or folder
-can be written. A write that fails midway (disk full) is one line and exit code 1.
+Without --out/--interactive/--summary/--html it writes ``<field>.mp4`` into the run folder.
+``--html`` writes one self-contained page (``run.html`` in the run folder, or ``--out
+FILE.html``): the field with a time slider, the metrics over time, the config; plotly.js is
+embedded, and frames are thinned so that the page stays under ``--max-mb`` (default 30, at
+least 10).
+
+A bad path, field or option is one line on stderr and exit code 2, before anything is rendered:
+--every is an integer >= 1, --dpi an integer in [8, 600] (frames of 80 x 32 to 6000 x 2400
+pixels: the figure is 10 x 4 inches), --fps a finite number > 0 (<= 100 for a GIF, whose frame
+delays are whole hundredths of a second), and --out (or the run folder) must be a place a file
+or folder can be written; --html takes no other mode (--summary, --interactive), an --out
+ending in .html, and --max-mb a finite number >= 10. A write that fails midway (disk full) is
+one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FIELD = "IL1b"
 DPI_RANGE = (8, 600)
 GIF_MAX_FPS = 100.0
+HTML_FILE = "run.html"
+MIN_HTML_MB = 10.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="FILE.mp4, FILE.gif, or a folder for PNG frames")
     p.add_argument("--interactive", action="store_true", help="a window with a time slider")
     p.add_argument("--summary", action="store_true", help="write the metrics summary PNG")
+    p.add_argument(
+        "--html", action="store_true", help=f"one self-contained page ({HTML_FILE}: field, metrics)"
+    )
+    p.add_argument(
+        "--max-mb", type=float, default=30.0, help="--html: largest page size in MB (default 30)"
+    )
     p.add_argument("--slice", type=int, default=None, help="3D: index of the slice shown")
     p.add_argument("--axis", type=int, default=None, help="3D: lattice axis cut (default 2)")
     p.add_argument("--project", choices=["max"], default=None, help="3D: max projection")
@@ -70,8 +88,17 @@ def _check_options(args: argparse.Namespace) -> None:
         _error(f"--dpi {args.dpi}: must be an integer in [{lo}, {hi}]")
     if not (math.isfinite(args.fps) and args.fps > 0):
         _error(f"--fps {args.fps:g}: must be a finite number of frames per second > 0")
+    if args.html:
+        if args.summary or args.interactive:
+            other = "--summary" if args.summary else "--interactive"
+            _error(f"--html and {other}: choose one")
+        if args.out is not None and Path(args.out).suffix.lower() != ".html":
+            _error(f"--out {args.out}: --html writes one page; give a file name ending in .html")
+        if not (math.isfinite(args.max_mb) and args.max_mb >= MIN_HTML_MB):
+            _error(f"--max-mb {args.max_mb:g}: must be a finite number >= {MIN_HTML_MB:g} "
+                   "(plotly.js alone takes about 5 MB)")  # fmt: skip
     gif = args.out is not None and Path(args.out).suffix.lower() == ".gif"
-    if gif and args.fps > GIF_MAX_FPS and not (args.summary or args.interactive):
+    if gif and args.fps > GIF_MAX_FPS and not (args.summary or args.interactive or args.html):
         _error(f"--fps {args.fps:g}: a GIF holds at most {GIF_MAX_FPS:g} frames per second "
                "(frame delays are whole hundredths of a second)")  # fmt: skip
 
@@ -84,7 +111,10 @@ def _check_writable(out: Path, folder: bool, flag: str = "--out") -> None:
         if out.exists() and not out.is_dir():
             _error(f"{flag} {out}: is a file; PNG frames need a folder (or give .mp4/.gif)")
     elif out.is_dir():
-        _error(f"{flag} {out}: is a folder; give a file name (.mp4, .gif, or .png for --summary)")
+        _error(
+            f"{flag} {out}: is a folder; give a file name (.mp4, .gif, .png for --summary, "
+            ".html for --html)"
+        )
     base = (out if folder else out.parent).absolute()
     while not base.exists() and base != base.parent:
         base = base.parent
@@ -130,6 +160,20 @@ def main(argv: list[str] | None = None) -> None:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     summary_figure(run, out)
                 log.info("wrote %s", out)
+            elif args.html:
+                from abm.replay.html import write_run_html
+
+                out = Path(args.out) if args.out else folder / HTML_FILE
+                _check_writable(out, folder=False, flag=flag)
+                with _writing(out):
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    page = write_run_html(
+                        run, out, field, view, every=args.every, max_mb=args.max_mb
+                    )
+                size = page.bytes / 1e6
+                log.info("wrote %s (%.1f MB, %d plots)", out, size, page.n_plots)
+                for note in page.notes:
+                    log.info("thinned: %s", note)
             elif args.interactive:
                 import matplotlib.pyplot as plt
 

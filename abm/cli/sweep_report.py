@@ -1,123 +1,129 @@
-"""abm-sweep-report MULTIRUN_DIR: one tidy table and plots over a Hydra multirun.
+"""abm-sweep-report SWEEP_DIR: tables, plots and one HTML page over the jobs of a sweep.
 
-Data flow: a multirun folder (jobs 0/, 1/, ... each with ``metrics.csv`` and
-``.hydra/overrides.yaml``, written by ``abm-run -m ...``) -> ``sweep_final.csv`` (one row per
-job: its overrides as columns + the last row of its metrics) and ``sweep_timeseries.csv``
-(long format: job, overrides, time_day, metric, value; every 6 simulated hours) -> PNG plots of
-key readouts against each swept key (seeds pooled: mean with min-max bars). Reads files only.
+    abm-sweep-report SWEEP_DIR [--out DIR] [--no-html] [--metrics NAME ...]
+
+Data flow: a sweep folder written by ``abm-run -m ...`` (one job folder per parameter set, each
+with ``.hydra/overrides.yaml``, ``status.json``, ``metrics.csv``) -> :mod:`abm.sweep.collect`
+-> :mod:`abm.sweep.report` -> into ``--out`` (default: the sweep folder):
+
+- ``sweep_jobs.csv``: every job with its state (complete, failed, running, unfinished,
+  missing), error line, wall time and swept values;
+- ``sweep_final.csv``: one row per complete job: the swept parameters (only those that differ
+  between jobs) + the last row of its metrics;
+- ``sweep_summary.csv``: per parameter set (the swept values other than ``seed``) and metric:
+  n, mean, sd and the 95% Student-t interval (ci_low, ci_high) of the final values over seeds;
+- ``sweep_timeseries.csv``: long format (job, swept values, time_day, metric, value), every 6
+  simulated hours (sweeps shorter than 5 days: 20 steps over the run);
+- ``sweep_<key>.png`` per swept key (``sweep_seed.png`` when only seeds vary) and
+  ``sweep_timecourses.png``: means with their intervals;
+- ``sweep_report.html`` (unless ``--no-html``): one self-contained page (plotly.js embedded;
+  opens offline, from a cluster's file system) with the same plots, interactive, and the jobs.
+
+Jobs that failed, are still running, stopped without an end (unfinished) or never started
+(missing) are listed (printed and in the page) and left out of the readouts; they are never
+an error. Exit codes: 0 at least one job completed (report written); 1 no job completed (the
+report is still written: it lists the jobs and their errors); 2 bad input (no such folder, no
+job folder in it, an unknown ``--metrics`` name, an ``--out`` that cannot be written), one
+line on stderr before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-import pandas as pd
-import yaml
-
-from abm.schema import METRICS_FILE
-from abm.units import MIN_PER_DAY
-
-KEY_METRICS = ("il1b_fluid", "tnf_fluid", "il6_fluid", "macrophage_m1", "macrophage_m2",
-               "tcell_treg", "msc_alive", "cartilage_agg")  # fmt: skip
-EVERY_MIN = 360.0
+MAX_LISTED = 20  # failed jobs printed; the rest are in sweep_jobs.csv and the page
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     print(f"abm-sweep-report: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(code)
 
 
-def collect(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(final table, long time series, swept keys) of the jobs under ``sweep_dir``."""
-    finals, series = [], []
-    keys: list[str] = []
-    jobs = sorted((p for p in sweep_dir.iterdir() if (p / METRICS_FILE).is_file()),
-                  key=lambda p: (len(p.name), p.name))  # fmt: skip
-    if not jobs:
-        _fail(f"{sweep_dir}: no job folders with a {METRICS_FILE} (is this an abm-run -m folder?)")
-    for job in jobs:
-        ov_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(ov_file.read_text()) if ov_file.is_file() else []
-        params = {}
-        for item in overrides or []:
-            key, _, value = str(item).partition("=")
-            params[key.lstrip("+~")] = value
-            if key.lstrip("+~") not in keys:
-                keys.append(key.lstrip("+~"))
-        metrics = pd.read_csv(job / METRICS_FILE)
-        finals.append({"job": job.name, **params, **metrics.iloc[-1].to_dict()})
-        keep = metrics[(metrics["time_min"] % EVERY_MIN) < 1e-6]
-        long = keep.melt(id_vars="time_min", var_name="metric", value_name="value")
-        long.insert(0, "time_day", long.pop("time_min") / MIN_PER_DAY)
-        for k, v in reversed(list(params.items())):
-            long.insert(0, k, v)
-        long.insert(0, "job", job.name)
-        series.append(long)
-    return pd.DataFrame(finals), pd.concat(series, ignore_index=True), keys
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="abm-sweep-report", description=__doc__.splitlines()[0])
+    ap.add_argument("sweep_dir", type=Path, help="a sweep folder (abm-run -m ...)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: sweep_dir)")
+    ap.add_argument("--no-html", action="store_true", help="skip sweep_report.html")
+    ap.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="readouts to plot (default: 8 key readouts)",
+    )
+    return ap
 
 
-def plot(final: pd.DataFrame, series: pd.DataFrame, keys: list[str], out: Path) -> list[Path]:
-    """One PNG per swept key (final readouts) and one of the time courses by the first key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    swept = [k for k in keys if k != "seed" and final[k].nunique() > 1] or keys[:1]
-    for key in swept:
-        fig, axes = plt.subplots(2, 4, figsize=(14, 6), constrained_layout=True)
-        groups = final.groupby(key, sort=False)
-        for ax, metric in zip(axes.flat, KEY_METRICS, strict=True):
-            stats = groups[metric].agg(["mean", "min", "max"])
-            x = range(len(stats))
-            err = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
-            ax.errorbar(x, stats["mean"], yerr=err, fmt="o", capsize=4)
-            ax.set_xticks(list(x), [str(i) for i in stats.index], rotation=30)
-            ax.set_title(metric, fontsize=9)
-            ax.set_xlabel(key, fontsize=8)
-        fig.suptitle(f"final readouts by {key} (mean, min-max over the other keys and seeds)")
-        path = out / f"sweep_{key.replace('/', '_').replace('.', '_')}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-    if swept and swept[0] in series:
-        key = swept[0]
-        fig, axes = plt.subplots(2, 4, figsize=(14, 6), constrained_layout=True)
-        for ax, metric in zip(axes.flat, KEY_METRICS, strict=True):
-            sub = series[series["metric"] == metric]
-            for value, grp in sub.groupby(key, sort=False):
-                mean = grp.groupby("time_day")["value"].mean()
-                ax.plot(mean.index, mean.to_numpy(), label=f"{key}={value}")
-            ax.set_title(metric, fontsize=9)
-            ax.set_xlabel("time (days)", fontsize=8)
-        axes.flat[0].legend(fontsize=7)
-        path = out / "sweep_timecourses.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
-    return written
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: is a file; give a folder")
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        _fail(f"--out {out}: cannot create a folder there: {base} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write in {base}: {exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console script ``abm-sweep-report``."""
-    ap = argparse.ArgumentParser(prog="abm-sweep-report", description=__doc__.splitlines()[0])
-    ap.add_argument("sweep_dir", type=Path, help="a Hydra multirun folder (abm-run -m ...)")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: sweep_dir)")
-    args = ap.parse_args(argv)
+    args = parser().parse_args(argv)
     if not args.sweep_dir.is_dir():
         _fail(f"{args.sweep_dir}: no such folder")
     out = args.out or args.sweep_dir
+    _check_out(out)
+
+    from abm.sweep.collect import job_folders
+
+    if not job_folders(args.sweep_dir):
+        _fail(
+            f"{args.sweep_dir}: no job folders (folders with .hydra/overrides.yaml, "
+            "status.json or metrics.csv; is this an abm-run -m folder?)"
+        )
+    from abm.sweep.report import gather, n_plots, write_html, write_pngs, write_tables
+
+    data = gather(args.sweep_dir, args.metrics)
+    if args.metrics and not data.final.empty:
+        unknown = [m for m in args.metrics if m not in data.final.columns]
+        if unknown:
+            known = ", ".join(c for c in data.final.columns if c not in ("job", *data.keys))
+            _fail(f"--metrics {' '.join(unknown)}: no such metric (metrics: {known})")
     out.mkdir(parents=True, exist_ok=True)
-    final, series, keys = collect(args.sweep_dir)
-    final.to_csv(out / "sweep_final.csv", index=False)
-    series.to_csv(out / "sweep_timeseries.csv", index=False)
-    pngs = plot(final, series, keys, out)
-    print(f"{len(final)} jobs, swept: {', '.join(keys) or '-'}")
-    for path in (out / "sweep_final.csv", out / "sweep_timeseries.csv", *pngs):
-        print(f"wrote {path}")
+    try:
+        written = write_tables(data, out)
+        written += write_pngs(data, out)
+        if not args.no_html:
+            written.append(write_html(data, out / "sweep_report.html"))
+    except OSError as exc:
+        _fail(f"writing into {out} failed: {exc.strerror or exc}", code=1)
+
+    counts = data.counts()
+    states = ", ".join(f"{v} {k}" for k, v in counts.items())
+    print(f"{len(data.jobs)} jobs ({states}); swept: {', '.join(data.keys) or '-'}")
+    if data.constants:
+        print("same in every job: " + ", ".join(f"{k}={v}" for k, v in data.constants.items()))
+    bad = data.not_complete
+    for _, job in bad.head(MAX_LISTED).iterrows():
+        print(f"  {job['status']:<10} {job['job']}: {job['error'] or '-'}")
+    if len(bad) > MAX_LISTED:
+        print(f"  ... and {len(bad) - MAX_LISTED} more (see sweep_jobs.csv)")
+    for path in written:
+        extra = f" ({n_plots(data)} plots)" if path.suffix == ".html" else ""
+        print(f"wrote {path}{extra}")
+    if data.complete.empty:
+        print(
+            f"abm-sweep-report: no job completed ({states}): the report lists the jobs and "
+            "their errors",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,43 @@ def test_out_in_new_folders_is_written(run_dir, tmp_path):
     res = replay(run_dir, "--summary", "--out", summary)
     assert res.returncode == 0, res.stderr
     assert summary.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--html", "--summary"], "--html and --summary: choose one"),
+        (["--html", "--interactive"], "--html and --interactive: choose one"),
+        (["--html", "--out", "OUT/page.mp4"], "--out OUT/page.mp4: --html writes one page"),
+        (["--html", "--max-mb", "2"], "--max-mb 2: must be a finite number >= 10"),
+        (["--html", "--max-mb", "nan"], "--max-mb nan: must be a finite number >= 10"),
+        (["--html", "--every", "0"], "--every 0: must be an integer >= 1"),
+        (["--html", "--out", "FILE/sub/page.html"], "cannot create a folder there"),
+        (["--html", "--field", "nope"], "no field 'nope'"),
+    ],
+)
+def test_bad_html_flags_are_one_line_exit_2(run_dir, tmp_path, args, words):
+    regular = tmp_path / "a_file"
+    regular.write_text("x")
+    args = [a.replace("OUT", str(tmp_path)).replace("FILE", str(regular)) for a in args]
+    words = words.replace("OUT", str(tmp_path))
+    res = replay(run_dir, *args)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abm-replay: error: "), lines
+    assert words in lines[0] and "Traceback" not in res.stderr
+    assert list(tmp_path.iterdir()) == [regular] and not (run_dir / "run.html").exists()
+
+
+def test_html_page_is_written(run_dir, tmp_path):
+    out = tmp_path / "new" / "page.html"
+    res = replay(run_dir, "--html", "--out", out, "--every", 2, "--field", "TNF")
+    assert res.returncode == 0, res.stderr
+    assert "3 plots)" in res.stderr and "thinned: every 2-th snapshot" in res.stderr
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script src=" not in page
+    assert "TNF" in page and 3e6 < out.stat().st_size < 30e6
+    res = replay(run_dir, "--html")  # default: run.html in the run folder
+    assert res.returncode == 0, res.stderr
+    assert (run_dir / "run.html").is_file()
+    (run_dir / "run.html").unlink()
