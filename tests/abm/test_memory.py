@@ -11,14 +11,22 @@ import pytest
 import abm
 from abm.config import estimate_bytes
 
-# abm-run (python -m abm) in a subprocess that reports its own peak resident memory at exit
+# abm-run (python -m abm) in a subprocess that reports its own peak resident memory at exit.
+# VmHWM is the peak of this process's own address space; ru_maxrss is not enough on Linux: a
+# child started with vfork + exec inherits the parent's high-water mark (here: pytest's, which
+# grows with the suite), so it is only the fallback where /proc is missing.
 PEAK_RSS = """
 import resource, runpy, sys
 sys.argv = ["abm-run", *sys.argv[1:]]
 try:
     runpy.run_module("abm", run_name="__main__")
 finally:
-    print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("maxrss_kib", kib, file=sys.stderr)
 """
 
 
