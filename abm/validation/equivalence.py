@@ -79,13 +79,16 @@ def _one(job: tuple[str, list[str], int, float]) -> tuple[str, int, pd.DataFrame
 
 def run(base: list[str], candidates: Sequence[Sequence[str]], seeds: int,
         days: Sequence[float], jobs: int = 2,
-        reference: Sequence[str] | None = ("sim.dt_min=2",)) -> pd.DataFrame:  # fmt: skip
+        reference: Sequence[str] | None = ("sim.dt_min=2",),
+        seed_offset: int = 0) -> pd.DataFrame:  # fmt: skip
     """Runs the reference (unless ``reference`` is None) and every candidate for every seed;
-    one row per (readout, day, arm, seed); a candidate arm is named by its overrides."""
+    one row per (readout, day, arm, seed); a candidate arm is named by its overrides. The
+    reference runs seeds 0..seeds-1, the candidates ``seed_offset`` + those (an offset and the
+    reference's own overrides as candidate: the test's false-alarm rate, an A/A test)."""
     last = max(days)
-    arms = [] if reference is None else [("reference", list(reference))]
-    arms += [(" ".join(c), list(c)) for c in candidates]
-    work = [(arm, [*base, *ov], s, last) for s in range(seeds) for arm, ov in arms]
+    arms = [] if reference is None else [("reference", list(reference), 0)]
+    arms += [(" ".join(c), list(c), seed_offset) for c in candidates]
+    work = [(arm, [*base, *ov], s + off, last) for s in range(seeds) for arm, ov, off in arms]
     rows = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
@@ -110,6 +113,14 @@ def stored_reference(path: Path, seeds: int, days: Sequence[float]) -> pd.DataFr
             f"({seeds} seeds, days {list(days)}); run the reference"
         )
     return ref.reset_index(drop=True)
+
+
+def merge(paths: Sequence[Path], reference: Sequence[str]) -> pd.DataFrame:
+    """The runs of several ``equivalence_runs.csv`` pooled: an arm named by the reference's own
+    overrides joins the reference; a (readout, day, arm, seed) seen twice is kept once."""
+    runs = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    runs.loc[runs.arm == " ".join(reference), "arm"] = "reference"
+    return runs.drop_duplicates(["readout", "day", "arm", "seed"]).reset_index(drop=True)
 
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -172,9 +183,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--base", nargs="*", default=["lattice.shape=[193,64]"],
                     help="overrides of both arms (default: the validation lattice)")  # fmt: skip
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="candidates run seeds OFFSET.. (with the reference's overrides: an "
+                         "A/A test of the criterion's false-alarm rate)")  # fmt: skip
     ap.add_argument("--reference-runs", type=Path, default=None,
                     help="reuse the reference rows of an earlier equivalence_runs.csv (only "
                          "while the reference's code path is unchanged)")  # fmt: skip
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="run nothing: pool the runs of these equivalence_runs.csv files (an "
+                         "arm with the reference's overrides counts as the reference)")  # fmt: skip
     ap.add_argument("--out", default="docs/figures", help="folder for the CSV and PNG")
     args = ap.parse_args(argv)
     if args.seeds < 2 or min(args.days) < 1:
@@ -182,12 +199,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     candidates = args.candidate or [["sim.dt_min=10"]]
-    if args.reference_runs is not None:
+    if args.merge is not None:
+        runs = merge(args.merge, args.reference)
+    elif args.reference_runs is not None:
         ref = stored_reference(args.reference_runs, args.seeds, args.days)
-        new = run(args.base, candidates, args.seeds, args.days, args.jobs, None)
+        new = run(args.base, candidates, args.seeds, args.days, args.jobs, None, args.seed_offset)
         runs = pd.concat([ref, new], ignore_index=True)
     else:
-        runs = run(args.base, candidates, args.seeds, args.days, args.jobs, args.reference)
+        runs = run(
+            args.base,
+            candidates,
+            args.seeds,
+            args.days,
+            args.jobs,
+            args.reference,
+            args.seed_offset,
+        )
     runs.to_csv(out / "equivalence_runs.csv", index=False)
     tab = table(runs)
     tab.to_csv(out / "equivalence.csv", index=False)

@@ -39,3 +39,38 @@ def test_a_tiny_comparison_runs_end_to_end(tmp_path, small):
     assert set(tab.candidate) == {"sim.dt_min=10"}
     assert tab.A.between(0, 1).all()
     assert (tmp_path / "equivalence.png").stat().st_size > 0
+
+
+def test_stored_reference_rows_and_seed_offset(tmp_path, small):
+    """--reference-runs reuses the reference rows of an earlier CSV; the reference's own
+    overrides as candidate on the same seeds reproduce them exactly (A = 0.5 everywhere), and
+    --seed-offset runs other seeds (the A/A test of the criterion)."""
+    base = [o for o in small if not o.startswith("sim.dt_min")] + ["therapy.day=0.2"]
+    first = tmp_path / "first"
+    eq.main(["--seeds", "2", "--days", "1", "--jobs", "2", "--out", str(first),
+             "--reference", "sim.dt_min=10", "--candidate", "sim.dt_min=10",
+             "--base", *base])  # fmt: skip
+    runs = pd.read_csv(first / "equivalence_runs.csv")
+    ref = runs[runs.arm == "reference"].sort_values(["readout", "day", "seed"])
+    same = runs[runs.arm == "sim.dt_min=10"].sort_values(["readout", "day", "seed"])
+    np.testing.assert_array_equal(ref.value.to_numpy(), same.value.to_numpy())
+    assert (pd.read_csv(first / "equivalence.csv").A == 0.5).all()
+
+    again = tmp_path / "again"
+    eq.main(["--seeds", "2", "--days", "1", "--jobs", "2", "--out", str(again),
+             "--reference-runs", str(first / "equivalence_runs.csv"), "--seed-offset", "2",
+             "--candidate", "sim.dt_min=10", "--base", *base])  # fmt: skip
+    runs2 = pd.read_csv(again / "equivalence_runs.csv")
+    ref2 = runs2[runs2.arm == "reference"].sort_values(["readout", "day", "seed"])
+    np.testing.assert_array_equal(ref2.value.to_numpy(), ref.value.to_numpy())  # reused
+    other = runs2[runs2.arm == "sim.dt_min=10"]
+    assert sorted(other.seed.unique()) == [2, 3]
+    assert not np.array_equal(
+        other.sort_values(["readout", "day", "seed"]).value.to_numpy(), ref.value.to_numpy()
+    )
+
+    pooled = eq.merge([first / "equivalence_runs.csv", again / "equivalence_runs.csv"],
+                      ["sim.dt_min=10"])  # fmt: skip
+    assert set(pooled.arm) == {"reference"}  # the candidate had the reference's overrides
+    assert sorted(pooled.seed.unique()) == [0, 1, 2, 3]
+    assert len(pooled) == 4 * len(eq.READOUTS)
