@@ -31,10 +31,10 @@ import contextlib
 import logging
 import math
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from abm.cli.common import writable_error
 from abm.errors import RunFileError
 from abm.replay.run import load_run
 from abm.schema import SUMMARY_FILE
@@ -115,16 +115,9 @@ def _check_writable(out: Path, folder: bool, flag: str = "--out") -> None:
             f"{flag} {out}: is a folder; give a file name (.mp4, .gif, .png for --summary, "
             ".html for --html)"
         )
-    base = (out if folder else out.parent).absolute()
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        _error(f"{flag} {out}: cannot create a folder there: {base} is a file")
-    try:
-        with tempfile.TemporaryFile(dir=base):
-            pass
-    except OSError as exc:
-        _error(f"{flag} {out}: cannot write in {base}: {exc.strerror or exc}")
+    message = writable_error(out, folder, flag)
+    if message is not None:
+        _error(message)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,44 +20,21 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from abm.cli.common import (
+    EXIT_FAILED,
+    OneLineParser,
+    add_sweep_arguments,
+    check_common,
+    fail,
+    parse_args,
+)
+
 PROG = "abm-replicates"
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line ``<prog>: error: <message>`` (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
-def parse_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse ``argv`` with the ``KEY=VALUE`` overrides taken out first, so that they may
-    follow an option of several values (``--days 7 sim.days=7``); the value of ``--range``
-    stays with it. The overrides (``hydra.*`` ones included) end up in ``args.overrides``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, overrides, value_of = [], [], False
-    for a in argv:
-        if value_of or a.startswith("-") or "=" not in a:
-            rest.append(a)
-            value_of = a == "--range"
-        else:
-            overrides.append(a)
-    args = p.parse_args(rest)
-    args.overrides = [*overrides, *args.overrides]
-    return args
-
-
-def fail(prog: str, message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,65 +52,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=None,
                    help="runs in the pool (default: subsets x the largest n, so subsets are "
                         "disjoint; fewer: subsets overlap)")  # fmt: skip
-    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
-                   help="readouts (metrics.csv columns or treg_fraction; default: "
-                        "%(default)s)")  # fmt: skip
-    p.add_argument("--days", type=float, nargs="+", default=None, metavar="DAY",
-                   help="time points (default: the end of the run, sim.days)")  # fmt: skip
-    p.add_argument("--window", type=float, default=0.0, metavar="DAYS",
-                   help="average each readout over (day - DAYS, day] (default 0: the value "
-                        "at the day)")  # fmt: skip
-    p.add_argument("--launcher", nargs="*", action="extend", default=[], metavar="OVERRIDE",
-                   help="Hydra launcher overrides, e.g. hydra/launcher=joblib "
-                        "hydra.launcher.n_jobs=4, or hydra/launcher=slurm")  # fmt: skip
     p.add_argument("--draw-seed", type=int, default=0,
                    help="seed of the subset draws (default 0)")  # fmt: skip
-    p.add_argument("--no-run", action="store_true",
-                   help="run nothing: analyse the jobs already in OUT/runs")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="do not stream the sweep's output")
+    add_sweep_arguments(p, DEFAULT_METRICS, window_help="(default 0: the value at the day)")
     return p
-
-
-def check_common(prog: str, args: argparse.Namespace, reserved: Sequence[str]) -> tuple:
-    """Shared checks of abm-replicates and abm-sensitivity: (config overrides, Hydra
-    overrides, composed config, days, readouts). Exits with one line on bad input."""
-    from abm.config import compose
-    from abm.errors import ConfigError
-    from abm.sweep.launch import known_readouts, split_overrides
-
-    overrides, hydra = split_overrides([*args.overrides, *args.launcher])
-    for item in overrides:
-        if "=" not in item:
-            fail(prog, f"{item!r}: expected a config override KEY=VALUE")
-        key = item.split("=", 1)[0].lstrip("+~")
-        if key in reserved or key.startswith(tuple(f"{r}." for r in reserved)):
-            fail(prog, f"{item}: {key} is set by {prog} itself")
-    for item in hydra:
-        if item.split("=", 1)[0] in ("hydra.sweep.dir", "hydra.run.dir"):
-            fail(prog, f"{item}: the sweep folder is --out/runs")
-    try:
-        cfg = compose(overrides, warn=False)
-    except ConfigError as exc:
-        fail(prog, str(exc))
-    sim_days = float(cfg.sim.days)
-    days = sorted(set(args.days)) if args.days else [sim_days]
-    for day in days:
-        if not 0 < day <= sim_days + 1e-9:
-            fail(prog, f"--days {day:g}: must lie in (0, sim.days={sim_days:g}]")
-    if not args.window >= 0:
-        fail(prog, f"--window {args.window:g}: must be >= 0 days")
-    known = known_readouts()
-    for m in args.metrics:
-        if m not in known:
-            import difflib
-
-            near = difflib.get_close_matches(m, known, n=3)
-            hint = f"did you mean {' or '.join(near)}?" if near else f"valid: {', '.join(known)}"
-            fail(prog, f"--metrics {m}: not a readout; {hint}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        fail(prog, f"--out {out}: is a file; give a folder")
-    return overrides, hydra, cfg, days, list(dict.fromkeys(args.metrics))
 
 
 def _parsed(overrides: Sequence[str]) -> dict[str, Any] | None:

@@ -33,7 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from abm.cli.replicates import EXIT_FAILED, OneLineParser, check_common, fail, parse_args
+from abm.cli.common import (
+    EXIT_FAILED,
+    OneLineParser,
+    add_sweep_arguments,
+    check_common,
+    fail,
+    parse_args,
+)
 
 PROG = "abm-sensitivity"
 DESIGN, SAMPLE, REQUEST, INDICES = "design.csv", "sample.csv", "request.json", "indices.csv"
@@ -64,23 +71,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the sampler (default 0)")
     p.add_argument("--resamples", type=int, default=1000,
                    help="bootstrap resamples for the intervals (default 1000)")  # fmt: skip
-    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), metavar="NAME",
-                   help="readouts (metrics.csv columns or treg_fraction; default: "
-                        "%(default)s)")  # fmt: skip
-    p.add_argument("--days", type=float, nargs="+", default=None, metavar="DAY",
-                   help="time points (default: the end of the run, sim.days)")  # fmt: skip
-    p.add_argument("--window", type=float, default=0.0, metavar="DAYS",
-                   help="average each readout over (day - DAYS, day] (default 0)")  # fmt: skip
-    p.add_argument("--out", required=True, help="the analysis folder (jobs under OUT/runs)")
-    p.add_argument("--launcher", nargs="*", action="extend", default=[], metavar="OVERRIDE",
-                   help="Hydra launcher overrides, e.g. hydra/launcher=joblib "
-                        "hydra.launcher.n_jobs=4, or hydra/launcher=slurm")  # fmt: skip
     p.add_argument("--force-new", action="store_true",
                    help="OUT holds another design: move it to OUT/previous-<time>/ and start "
                         "afresh")  # fmt: skip
-    p.add_argument("--no-run", action="store_true",
-                   help="run nothing: analyse the jobs already in OUT/runs")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="do not stream the sweep's output")
+    p.add_argument("--out", required=True, help="the analysis folder (jobs under OUT/runs)")
+    add_sweep_arguments(p, DEFAULT_METRICS, window_help="(default 0)")
     return p
 
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
+
+from abm.cli.common import writable_error
 
 MAX_LISTED = 20  # failed jobs printed; the rest are in sweep_jobs.csv and the page
 
@@ -60,16 +61,9 @@ def parser() -> argparse.ArgumentParser:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         _fail(f"--out {out}: is a file; give a folder")
-    base = out.absolute()
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        _fail(f"--out {out}: cannot create a folder there: {base} is a file")
-    try:
-        with tempfile.TemporaryFile(dir=base):
-            pass
-    except OSError as exc:
-        _fail(f"--out {out}: cannot write in {base}: {exc.strerror or exc}")
+    message = writable_error(out, folder=True)
+    if message is not None:
+        _fail(message)
 
 
 def main(argv: list[str] | None = None) -> None:
