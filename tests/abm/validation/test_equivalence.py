@@ -74,3 +74,29 @@ def test_stored_reference_rows_and_seed_offset(tmp_path, small):
     assert set(pooled.arm) == {"reference"}  # the candidate had the reference's overrides
     assert sorted(pooled.seed.unique()) == [0, 1, 2, 3]
     assert len(pooled) == 4 * len(eq.READOUTS)
+
+
+def _exact_outside(m, n):
+    """P(A <= LOW or A >= HIGH) under the null, from the exact Mann-Whitney U distribution."""
+    from functools import cache
+    from math import comb
+
+    @cache
+    def count(u, a, b):  # orderings of a x's and b y's with u (x > y) pairs
+        if u < 0:
+            return 0
+        if a == 0 or b == 0:
+            return int(u == 0)
+        return count(u - b, a - 1, b) + count(u, a, b - 1)
+
+    total = comb(m + n, m)
+    hits = sum(count(u, m, n) for u in range(m * n + 1)
+               if u / (m * n) <= eq.LOW or u / (m * n) >= eq.HIGH)  # fmt: skip
+    return hits / total
+
+
+def test_false_alarm_rate_matches_the_exact_null_distribution():
+    """8 seeds per arm flag ~38% of readouts of a model identical to the reference."""
+    for m, n in ((8, 8), (16, 16), (8, 16)):
+        assert abs(eq.false_alarm_rate(n, m) - _exact_outside(m, n)) < 0.01
+    assert eq.false_alarm_rate(8, 8) > 0.35 > 0.2 > eq.false_alarm_rate(16, 16)
