@@ -194,7 +194,7 @@ def test_job_folder_names_are_safe_bounded_and_stable():
 
 
 def test_status_records_the_values_of_a_design_row(tmp_path):
-    from abm.cli.run import _design_values
+    from abm.cli.sweep_job import _design_values
     from abm.sweep.design import write_design
 
     design = write_design(tmp_path / "d.csv", {"therapy.dose": [1e6, 2e6], "seed": [4, 5]})
