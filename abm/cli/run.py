@@ -16,9 +16,9 @@ signal). Every failure is one line ``abm-run: error: ...`` on stderr, and leaves
 metrics written before it readable and the files closed.
 
 Sweeps (``-m``, Hydra multirun; docs/sweeps.md; one job: abm/cli/sweep_job.py): every job is
-validated before any starts;
-each job folder is named by its overrides (``hydra.sweep.subdir``), so the same job finds the
-same folder when the sweep runs again, and holds a ``status.json`` (:mod:`abm.sweep.status`).
+validated before any starts; each job folder is named by its overrides (``hydra.sweep.subdir``),
+so the same job finds the same folder when the sweep runs again, and holds a ``status.json``
+(:mod:`abm.sweep.status`).
 A job already complete with the same config is skipped; one complete with another config is
 refused (nothing in it is touched); an unfinished or failed one continues from its checkpoint,
 or, without one, starts again with the old files moved into ``.previous-<time>/``. A job that
