@@ -62,6 +62,14 @@ def test_joblib_jobs_run_in_a_reused_worker_and_each_starts_fresh(tmp_path):
         simulate(compose([*SMALL, f"seed={seed}"]), ref)  # a fresh process's run of the job
         with load_run(job) as a, load_run(ref) as b:
             pd.testing.assert_frame_equal(a.metrics, b.metrics, check_exact=True)
+    # the report of this sweep: one swept column (seed); the constant overrides are not columns
+    from abm.cli.sweep_report import main as sweep_report
+    from abm.model import metric_names
+
+    sweep_report([str(sweep)])
+    final = pd.read_csv(sweep / "sweep_final.csv")
+    assert [c for c in final.columns if c not in metric_names()] == ["job", "seed"]
+    assert sorted(final["seed"]) == [0, 1] and (sweep / "sweep_report.html").is_file()
 
 
 def test_submitit_local_launcher_runs_a_job(tmp_path):
