@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -62,47 +61,17 @@ STAT_COLUMNS = ("n", "mean", "sd", "ci_low", "ci_high")
 
 
 # -- statistics ------------------------------------------------------------------------------
-def _t_two_sided(t: float, df: int) -> float:
-    """P(|T| < t) for Student's t with ``df`` (integer >= 1) degrees of freedom (closed form
-    for integer df: a finite series in cos θ, θ = atan(t/√df))."""
-    theta = math.atan(t / math.sqrt(df))
-    c2 = math.cos(theta) ** 2
-    if df % 2:  # odd: 2/π (θ + sin θ (cos θ + 2/3 cos³θ + ... up to cos^(df-2) θ))
-        term, total = math.cos(theta), 0.0
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= c2 * (2 * k) / (2 * k + 1)
-        return 2 / math.pi * (theta + math.sin(theta) * total)
-    term, total = 1.0, 0.0  # even: sin θ (1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + ... cos^(df-2) θ)
-    for k in range(1, df // 2 + 1):
-        total += term
-        term *= c2 * (2 * k - 1) / (2 * k)
-    return math.sin(theta) * total
-
-
 @cache
 def t_quantile(level: float, df: int) -> float:
     """The t with P(|T| < t) = ``level`` for Student's t with ``df`` degrees of freedom
-    (e.g. 12.706 for 95% and df = 1). Large df: the Cornish-Fisher expansion."""
+    (e.g. 12.706 for 95% and df = 1): ``scipy.stats.t``."""
+    from scipy.stats import t
+
     if df < 1:
         raise ValueError(f"df must be >= 1, got {df}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if df > 400:
-        z = NormalDist().inv_cdf(0.5 + level / 2)
-        return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-    lo, hi = 0.0, 1.0
-    while _t_two_sided(hi, df) < level:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if _t_two_sided(mid, df) < level:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    return (lo + hi) / 2
+    return float(t.ppf(0.5 + level / 2, df))
 
 
 def summarize(table: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
