@@ -114,6 +114,7 @@ def job_readouts(jobs: Any, metrics: Sequence[str], days: Sequence[float],
     over (day - window, day]); derived readouts (:func:`derived_readouts`) are computed per
     metrics row first, so a window averages the fraction itself."""
     from abm.sweep.collect import load_metrics, readouts
+    from abm.validation.equivalence import fraction
 
     derived = {m: p for m, p in derived_readouts().items() if m in metrics}
     tables = {}
@@ -122,8 +123,7 @@ def job_readouts(jobs: Any, metrics: Sequence[str], days: Sequence[float],
         if table is None:
             continue
         for name, parts in derived.items():
-            total = table[list(parts)].sum(axis=1)
-            table[name] = (table[parts[0]] / total.where(total > 0)).fillna(0.0)
+            table[name] = fraction(table, parts)
         tables[job.job] = table
     out = readouts(jobs, list(metrics), list(days), window_days, tables=tables)
     return out.rename(columns={"time_day": "day"})

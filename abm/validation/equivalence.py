@@ -62,6 +62,13 @@ def false_alarm_rate(n_ref: int, n_cand: int, draws: int = 20000, seed: int = 0)
     return float(np.mean((a <= LOW) | (a >= HIGH)))
 
 
+def fraction(metrics: pd.DataFrame, parts: Sequence[str]) -> pd.Series:
+    """Per metrics row: ``parts[0]`` over the sum of ``parts`` (0 where the sum is 0), e.g. the
+    Treg fraction of all T cells."""
+    total = metrics[list(parts)].sum(axis=1)
+    return (metrics[parts[0]] / total.where(total > 0)).fillna(0.0)
+
+
 def readouts(metrics: pd.DataFrame, days: Sequence[float]) -> dict[tuple[str, float], float]:
     """Each readout averaged over the simulated day before each of ``days``."""
     t = metrics["time_min"].to_numpy() / MIN_PER_DAY
@@ -70,13 +77,8 @@ def readouts(metrics: pd.DataFrame, days: Sequence[float]) -> dict[tuple[str, fl
         win = (t > day - 1.0) & (t <= day + 1e-9)
         frame = metrics[win]
         for name, (_, parts) in READOUTS.items():
-            if parts is None:
-                value = float(frame[name].mean())
-            else:
-                total = frame[list(parts)].sum(axis=1).to_numpy()
-                num = frame[parts[0]].to_numpy()
-                value = float(np.mean(np.where(total > 0, num / np.maximum(total, 1), 0.0)))
-            out[(name, day)] = value
+            column = frame[name] if parts is None else fraction(frame, parts)
+            out[(name, day)] = float(column.mean())
     return out
 
 
