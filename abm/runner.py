@@ -33,16 +33,14 @@ from abm.observers.checkpoint import (
     read_checkpoint,
     resume_config,
 )
-from abm.replay.run import open_h5
+from abm.replay.run import open_h5, schema_problem
 from abm.schema import (
     CHECKPOINT_FILE,
     FIELDS,
     METRICS_FILE,
     OFFSETS,
-    REQUIRED,
     RUN_FILE,
     SCHEMA,
-    SCHEMA_PREFIX,
     TIME,
     XDMF_FILE,
 )
@@ -101,21 +99,18 @@ def check_run_file(run_h5: Path, label: str) -> tuple[tuple[int, ...], int]:
             raise ResumeError(f"{label}: {run_h5} is not an HDF5 file; {valid}") from None
         raise damaged(text) from None
     with f:
-        schema = f.attrs.get("schema")
-        if isinstance(schema, bytes):
-            schema = schema.decode("utf-8", "replace")
-        if not (isinstance(schema, str) and schema.startswith(SCHEMA_PREFIX)):
+        kind, what = schema_problem(f) or (None, None)
+        if kind == "foreign":
             raise ResumeError(
-                f"{label}: {run_h5} is not an oa-abm run file (schema attribute {schema!r}, "
+                f"{label}: {run_h5} is not an oa-abm run file (schema attribute {what!r}, "
                 f"expected {SCHEMA!r}); {valid}"
             )
-        if schema != SCHEMA:
+        if kind == "version":
             raise ResumeError(
-                f"{label}: {run_h5} has schema {schema!r}; this version resumes {SCHEMA!r} only"
+                f"{label}: {run_h5} has schema {what!r}; this version resumes {SCHEMA!r} only"
             )
-        missing = [name for name in REQUIRED if name not in f]
-        if missing:
-            raise damaged(f"missing {', '.join(missing)}")
+        if kind == "missing":
+            raise damaged(f"missing {', '.join(what)}")
         try:  # the frames are there to be copied: read the last one's parts
             n = int(f[TIME].shape[0])
             f[TIME][...]

@@ -99,6 +99,22 @@ def _set_read_attempts_fn() -> Any:
     return fn
 
 
+def schema_problem(f: h5py.File) -> tuple[str, Any] | None:
+    """Why an open HDF5 file is not an oa-abm run file of this schema: ``("foreign", the schema
+    attribute)``, ``("version", schema)`` or ``("missing", [required names absent])``; None if
+    it is one. The readers (:class:`Run`) and the resume check (abm.runner) word it each their
+    own way."""
+    schema = f.attrs.get("schema")
+    if isinstance(schema, bytes):
+        schema = schema.decode("utf-8", "replace")
+    if not (isinstance(schema, str) and schema.startswith(SCHEMA_PREFIX)):
+        return "foreign", schema
+    if schema != SCHEMA:
+        return "version", schema
+    missing = [name for name in REQUIRED if name not in f]
+    return ("missing", missing) if missing else None
+
+
 def open_h5(path: str | os.PathLike) -> h5py.File:
     """Open the run file ``path`` read-only: plainly, or in SWMR mode when it is flagged open.
 
@@ -175,20 +191,17 @@ class Run:
     # -- opening ------------------------------------------------------------------------------
     def _check(self) -> None:
         f, p = self._f, self.path
-        schema = f.attrs.get("schema")
-        if isinstance(schema, bytes):
-            schema = schema.decode()
-        if schema is None or not str(schema).startswith(SCHEMA_PREFIX):
+        kind, what = schema_problem(f) or (None, None)
+        if kind == "foreign":
             raise RunFileError(
                 f"{p}: not an oa-abm run file (no root attribute schema='{SCHEMA_PREFIX}N')"
             )
-        if schema != SCHEMA:
+        if kind == "version":
             raise RunFileError(
-                f"{p}: schema {schema!r} is not supported (this version of abm reads {SCHEMA!r})"
+                f"{p}: schema {what!r} is not supported (this version of abm reads {SCHEMA!r})"
             )
-        missing = [name for name in REQUIRED if name not in f]
-        if missing:
-            listed = ", ".join("/" + m for m in missing)
+        if kind == "missing":
+            listed = ", ".join("/" + m for m in what)
             raise RunFileError(f"{p}: corrupt run file (missing {listed})")
         if not len(f[FIELDS]):
             raise RunFileError(f"{p}: corrupt run file (/fields holds no field)")
