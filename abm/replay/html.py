@@ -409,6 +409,13 @@ def _metrics_figures(run: Run) -> list[tuple[Any, int]]:
     inj = _injection_day(run)
     if inj is not None and not t[0] <= inj <= t[-1]:
         inj = None  # outside the run: no line (it would stretch the axes)
+
+    def line(col: str, extra: str = "", **kw: Any) -> Any:
+        """One metric over time (the sampled rows)."""
+        hover = "day %{x:.3f}: %{y:.4g}<extra>" + extra + "</extra>"
+        y = metrics[col].to_numpy(dtype=float)[rows]
+        return go.Scatter(x=t, y=y, mode="lines", name=col, hovertemplate=hover, **kw)
+
     out = []
     keys = [(c, lab) for c, lab in KEY_READOUTS if c in metrics]
     if keys:
@@ -423,18 +430,7 @@ def _metrics_figures(run: Run) -> list[tuple[Any, int]]:
         )
         for i, (col, _) in enumerate(keys):
             r, c = i // ncols + 1, i % ncols + 1
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=metrics[col].to_numpy(dtype=float)[rows],
-                    mode="lines",
-                    name=col,
-                    showlegend=False,
-                    hovertemplate="day %{x:.3f}: %{y:.4g}<extra>" + col + "</extra>",
-                ),
-                row=r,
-                col=c,
-            )
+            fig.add_trace(line(col, showlegend=False, extra=col), row=r, col=c)
             if inj is not None:
                 fig.add_vline(
                     x=inj, line={"dash": "dot", "color": "grey", "width": 1}, row=r, col=c
@@ -447,16 +443,7 @@ def _metrics_figures(run: Run) -> list[tuple[Any, int]]:
     if names:
         fig = go.Figure()
         for i, col in enumerate(names):
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=metrics[col].to_numpy(dtype=float)[rows],
-                    mode="lines",
-                    name=col,
-                    visible=i == 0,
-                    hovertemplate="day %{x:.3f}: %{y:.4g}<extra></extra>",
-                )
-            )
+            fig.add_trace(line(col, visible=i == 0))
         buttons = [
             {
                 "label": col,
