@@ -23,7 +23,6 @@ swept parameters.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -35,7 +34,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from abm.lock import writer_alive
 from abm.schema import METRICS_FILE, STATUS_FILE
+from abm.sweep.status import job_dirname, job_state, read_status
 from abm.units import MIN_PER_DAY
 
 BASE_COLUMNS = ("job", "status", "error", "wall_s", "path")
@@ -51,39 +52,9 @@ _EPS_DAY = 1e-6  # days: a metric row at day + this still counts as "at day"
 
 
 # -- job state -------------------------------------------------------------------------------
-def _read_status_json(job: Path) -> dict[str, Any] | None:
-    """``status.json`` of ``job`` as a dict; None when absent; ``{"status": None, ...}`` when
-    unreadable (then ``error`` says why)."""
-    path = job / STATUS_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return {"status": None, "error": f"{STATUS_FILE} unreadable ({exc})"}
-    if not isinstance(data, dict):
-        return {"status": None, "error": f"{STATUS_FILE} is not a JSON object"}
-    return data
-
-
-def _status_module() -> Any:
-    """:mod:`abm.sweep.status` when it is installed (its readers are the reference), else None."""
-    try:
-        from abm.sweep import status
-    except ImportError:
-        return None
-    return status if hasattr(status, "read_status") and hasattr(status, "job_state") else None
-
-
-def _writer_alive(job: Path) -> bool:
-    from abm.lock import writer_alive
-
-    return writer_alive(job)
-
-
 def _legacy_state(job: Path) -> tuple[str, str | None]:
     """State of a job folder without ``status.json`` (written before status files existed)."""
-    if _writer_alive(job):
+    if writer_alive(job):
         return "running", None
     metrics = job / METRICS_FILE
     if not metrics.is_file():
@@ -110,29 +81,19 @@ def _config_days(job: Path) -> float | None:
 
 
 def job_status(job: str | os.PathLike) -> dict[str, Any]:
-    """``{"status", "error", "wall_s", "design"}`` of one job folder (see the module doc)."""
+    """``{"status", "error", "wall_s", "design"}`` of one job folder (see the module doc): the
+    state of :func:`abm.sweep.status.job_state`, ``unfinished`` for a damaged ``status.json``,
+    and for a folder without one the rule of :func:`_legacy_state`."""
     job = Path(job)
-    module = _status_module()
-    raw = _read_status_json(job)
-    if raw is None:
+    if not (job / STATUS_FILE).is_file():
         state, error = _legacy_state(job)
         return {"status": state, "error": error, "wall_s": None, "design": {}}
-    if module is not None:
-        try:
-            data = module.read_status(job) or raw
-        except Exception:  # a reader that refuses a damaged file: fall back to the raw JSON
-            data = raw
-        state = module.job_state(job)
-    else:
-        data = raw
-        state = data.get("status")
-        if state == "running" and not _writer_alive(job):
-            state = "unfinished"
-    if hasattr(data, "__dataclass_fields__"):  # a typed status record
-        data = {k: getattr(data, k) for k in data.__dataclass_fields__}
-    elif not isinstance(data, dict):
-        data = raw
-    error = data.get("error") if isinstance(data, dict) else None
+    data = read_status(job)
+    if data is None:
+        return {"status": "unfinished", "error": f"{STATUS_FILE} unreadable or not a JSON object",
+                "wall_s": None, "design": {}}  # fmt: skip
+    state = job_state(job)
+    error = data.get("error")
     if state not in ("complete", "failed", "running", "unfinished"):
         error = error or f"{STATUS_FILE} holds no known status ({data.get('status')!r})"
         state = "unfinished"
@@ -143,7 +104,7 @@ def job_status(job: str | os.PathLike) -> dict[str, Any]:
         wall = None if wall is None else float(wall)
     except (TypeError, ValueError):
         wall = None
-    design = data.get("design") or {}
+    design = data.get("design")
     return {
         "status": state,
         "error": None if error is None else str(error).strip().splitlines()[0],
@@ -203,7 +164,7 @@ def read_overrides(job: str | os.PathLike) -> list[str]:
             return [str(i) for i in items]
         except (OSError, yaml.YAMLError):
             pass
-    raw = _read_status_json(job) or {}
+    raw = read_status(job) or {}
     items = raw.get("overrides") or []
     return [str(i) for i in items] if isinstance(items, list) else []
 
@@ -312,8 +273,7 @@ def _identity(overrides: Iterable[str]) -> frozenset[tuple[str, Any]]:
 def _override_dirname(overrides: Iterable[str]) -> str:
     """The folder name Hydra + ``abm-run`` give a job of these overrides (sorted, joined)."""
     text = ",".join(sorted(str(o) for o in overrides))
-    module = _status_module()
-    return module.job_dirname(text) if hasattr(module, "job_dirname") else text
+    return job_dirname(text)
 
 
 # -- public API --------------------------------------------------------------------------------
