@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from abm.sweep.status import (
     clear_job_records,
+    is_job_folder,
     job_state,
     read_job_records,
     read_status,
@@ -57,18 +58,6 @@ def failed_jobs() -> tuple[int, str] | None:
 
 def _sweep_dir(config: DictConfig) -> Path:
     return Path(os.path.abspath(str(config.hydra.sweep.dir)))
-
-
-def _is_job(folder: Path) -> bool:
-    return (
-        folder.is_dir()
-        and not folder.name.startswith(".")
-        and (
-            (folder / "status.json").is_file()
-            or (folder / "run.h5").is_file()
-            or (folder / ".hydra" / "overrides.yaml").is_file()
-        )
-    )
 
 
 def _row(job: Path, sweep_dir: Path, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -115,8 +104,8 @@ def sweep_table(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         seen.add(job)
         rows.append(_row(job, sweep_dir, record))
-    others = sorted(p for p in sweep_dir.iterdir() if p not in seen and _is_job(p)) \
-        if sweep_dir.is_dir() else []  # fmt: skip
+    folders = sweep_dir.iterdir() if sweep_dir.is_dir() else []
+    others = sorted(p for p in folders if p not in seen and p.is_dir() and is_job_folder(p))
     rows.extend(_row(job, sweep_dir, None) for job in others)
     return rows
 

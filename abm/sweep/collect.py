@@ -36,7 +36,7 @@ import yaml
 
 from abm.lock import writer_alive
 from abm.schema import METRICS_FILE, STATUS_FILE
-from abm.sweep.status import job_dirname, job_state, read_status
+from abm.sweep.status import is_job_folder, job_dirname, job_state, read_status
 from abm.units import MIN_PER_DAY
 
 BASE_COLUMNS = ("job", "status", "error", "wall_s", "path")
@@ -119,14 +119,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- job folders and overrides ---------------------------------------------------------------
-def _is_job(folder: Path) -> bool:
-    return (
-        (folder / OVERRIDES_FILE).is_file()
-        or (folder / STATUS_FILE).is_file()
-        or (folder / METRICS_FILE).is_file()
-    )
-
-
 def job_folders(sweep_dir: str | os.PathLike) -> list[Path]:
     """Job folders below ``sweep_dir`` (not descending into a job), in natural order."""
     root = Path(sweep_dir)
@@ -140,7 +132,7 @@ def job_folders(sweep_dir: str | os.PathLike) -> list[Path]:
         for child in children:
             if child.name.startswith("."):
                 continue
-            if _is_job(child):
+            if is_job_folder(child):
                 found.append(child)
             elif depth < MAX_DEPTH:
                 walk(child, depth + 1)

@@ -37,7 +37,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from abm.lock import writer_alive
-from abm.schema import RUN_FILE, STATUS_FILE
+from abm.schema import METRICS_FILE, RUN_FILE, STATUS_FILE
 
 STATUSES = ("running", "complete", "failed")  # what status.json may say
 STATES = ("complete", "running", "failed", "unfinished", "missing")  # what job_state() says
@@ -139,6 +139,15 @@ def read_status(job_dir: str | os.PathLike) -> dict[str, Any] | None:
     out["overrides"] = out["overrides"] or []
     out["design"] = out["design"] or {}
     return out
+
+
+def is_job_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a sweep job's folder: not hidden, and holding a status.json, a
+    run.h5, a metrics.csv or Hydra's ``.hydra/overrides.yaml``."""
+    return not folder.name.startswith(".") and any(
+        (folder / name).is_file()
+        for name in (STATUS_FILE, RUN_FILE, METRICS_FILE, Path(".hydra") / "overrides.yaml")
+    )
 
 
 def job_state(job_dir: str | os.PathLike) -> str:
