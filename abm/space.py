@@ -167,6 +167,7 @@ class World:
         :attr:`move_substeps` sub-steps of the phase. Each sub-step: the targets of the types
         that move in it (``motility``), exclusion resolved at random among them, ``moved``."""
         n = self.move_substeps
+        occ = None  # built at the first sub-step that moves anything, then kept up to date
         for j in range(n):
             turns = []  # (type, population, its own sub-step index) moving in sub-step j
             for t, pop in zip(self.model.types, self.model.cells, strict=True):
@@ -175,11 +176,15 @@ class World:
                 if pop.n and i < k and i * n // k == j:
                     turns.append((t, pop, i))
             if turns:
-                self._move_once(ctx, j, turns)
+                occ = self.occupancy() if occ is None else occ
+                self._move_once(ctx, j, turns, occ)
 
-    def _move_once(self, ctx: StepContext, j: int, turns: list[tuple[Any, Any, int]]) -> None:
+    def _move_once(
+        self, ctx: StepContext, j: int, turns: list[tuple[Any, Any, int]], occ: Any
+    ) -> None:
+        """One phase sub-step; ``occ`` (the occupancy) follows the moves."""
         xp = self.xp
-        self._occ = self.occupancy()
+        self._occ = occ
         movers = []  # (type, population, its sub-step context, targets)
         for t, pop, i in turns:
             sub = ctx.substep(i, self.substeps[t.name])
@@ -196,6 +201,8 @@ class World:
         tgt = xp.where(tgt == cur, -1, tgt)
         prio = ctx.substep(j, self.move_substeps).uniform(WorldDraw.MOVE_PRIO, ids)
         new = resolve_moves(xp, self.n_voxels, cur, tgt, prio, ids)
+        occ[cur] = False  # one cell per voxel: the movers' old voxels, then their new ones
+        occ[new] = True
         start = 0
         for t, pop, sub, _ in movers:
             stop = start + pop.n
