@@ -170,12 +170,15 @@ def register_schema() -> None:
 register_schema()
 
 
-def compose(overrides: Iterable[str] = (), *, warn: bool = True) -> DictConfig:
+def compose(
+    overrides: Iterable[str] = (), *, warn: bool = True, machine: bool = True
+) -> DictConfig:
     """The validated config, as ``abm-run`` with the same overrides would see it.
 
     Raises :class:`ConfigError` (one line) for an unknown key, group option or bad value;
     ``warn`` logs the warnings of :func:`validate` (a check that runs before the real
-    validation of the same config passes False, so that each warning is said once).
+    validation of the same config passes False, so that each warning is said once);
+    ``machine`` as for :func:`validate`.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -193,7 +196,7 @@ def compose(overrides: Iterable[str] = (), *, warn: bool = True) -> DictConfig:
                 cfg = hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc)) from None
-    return validate(cfg, warn=warn)
+    return validate(cfg, warn=warn, machine=machine)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -352,12 +355,14 @@ def _finite(
     _require(ok, key, msg + (f" ({hint})" if hint else ""))
 
 
-def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
+def validate(cfg: DictConfig, *, warn: bool = True, machine: bool = True) -> DictConfig:
     """Check a composed config; return it (read-only) or raise :class:`ConfigError`.
 
     ``warn``: log the warnings (valid but probably unintended values, e.g. an injection day
     after the end of the run) on the logger ``abm.config``. A ``design.file`` row is applied
     first (:func:`abm.sweep.design.apply_design`), so its values are checked like any other.
+    ``machine`` False leaves out the checks of this machine (the memory a run needs, a GPU for
+    ``backend=cupy``): for jobs that will run elsewhere (a Slurm sweep) and check them there.
     """
     design = cfg.get("design")
     if design is not None and design.file is not None:
@@ -459,7 +464,7 @@ def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
         _require(sc[key] <= 1, f"scenario.{key}", f"must lie in [0, 1], got {sc[key]}")
 
     # memory
-    (lattice_b, history_b), have = _memory_parts(cfg), available_bytes()
+    (lattice_b, history_b), have = _memory_parts(cfg), available_bytes() if machine else math.inf
     need = BASE_BYTES + lattice_b + history_b
     _require(need < 0.8 * have, "lattice.shape" if lattice_b >= history_b else "sim.days",
              f"{list(lat.shape)} for {steps:,} steps needs an estimated {need / 2**30:.2f} GiB "
@@ -478,7 +483,7 @@ def validate(cfg: DictConfig, *, warn: bool = True) -> DictConfig:
         _require(Path(cfg.resume).is_file(), "resume", f"no such file: {cfg.resume}")
 
     # a GPU asked for but absent is a config error too (before any allocation)
-    if cfg.backend.name == "cupy":
+    if cfg.backend.name == "cupy" and machine:
         from abm.backend import BackendError, get_backend
 
         try:

@@ -298,18 +298,13 @@ def _precheck_sweep(args: Sequence[str], limit: int = 256) -> None:
         jobs = sweep_jobs(args)
     except HydraException as exc:
         _fail(" ".join(str(exc).split()))
+    # no GPU or memory check on the submitting machine of a remote sweep: each job checks its own
     remote = _override_value(args, "hydra/launcher") in REMOTE_LAUNCHERS
-    memory = abm.config.available_bytes
-    if remote:  # no GPU or memory check on the submitting machine: each job checks its own
-        abm.config.available_bytes = lambda: 2**62
-    try:
-        for job in jobs[:limit]:
-            try:
-                abm.config.compose([*job, "backend=numpy"] if remote else job, warn=False)
-            except ConfigError as exc:
-                _fail(str(exc))
-    finally:
-        abm.config.available_bytes = memory
+    for job in jobs[:limit]:
+        try:
+            abm.config.compose(job, warn=False, machine=not remote)
+        except ConfigError as exc:
+            _fail(str(exc))
 
 
 def _summary(start, stats, run_dir: Path) -> str:
