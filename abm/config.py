@@ -54,9 +54,9 @@ from abm.units import MIN_PER_DAY
 
 log = logging.getLogger(__name__)
 
-KNOCKOUTS = ("pge2", "tsg6", "ido", "tgfb", "il1ra")
+KNOCKOUTS = ("pge2", "tsg6", "ido", "tgfb", "il1ra", "efferocytosis")
 SCENARIOS = ("healthy", "oa", "oa_mild")
-THERAPIES = ("none", "msc")
+THERAPIES = ("none", "msc", "il1ra_bolus")
 SEED_LIMIT = 2**64  # the Philox key is 64 bits (kernels/random.py)
 DT_MIN_RANGE = (0.01, 60.0)  # minutes; reasons in the module docstring
 MAX_STEPS = 1_000_000
@@ -68,6 +68,7 @@ class SimConf:
     days: float = 7.0
     dt_min: float = 2.0
     field_substeps: int = 1
+    spinup_days: float = 0.0
 
 
 @dataclass
@@ -114,7 +115,17 @@ class TherapyConf:
     prelicensed: bool = False
     knockouts: list[str] = field(default_factory=list)
     min_cells: int = 0
-    sf_volume_ml: float = 2.0
+    potency: float = 1.0
+    inactivated: bool = False
+    adherence: float = 0.5
+    dose_mg: float = 0.0
+
+
+@dataclass
+class PatientConf:
+    sf_volume_ml: float = 10.0
+    synovial_area_cm2: float = 150.0
+    severity: float = 1.0
 
 
 @dataclass
@@ -152,6 +163,7 @@ class Config:
     backend: BackendConf = field(default_factory=BackendConf)
     scenario: ScenarioConf = field(default_factory=ScenarioConf)
     therapy: TherapyConf = field(default_factory=TherapyConf)
+    patient: PatientConf = field(default_factory=PatientConf)
     perturb: PerturbConf = field(default_factory=PerturbConf)
     output: OutputConf = field(default_factory=OutputConf)
     biology: Any = None  # replaced by the typed schema of the registered cell types
@@ -310,7 +322,7 @@ def _msc_bolus(cfg: Any, fluid_voxels: int) -> int:
     if th.name == "none" or not th.dose > 0:
         return 0
     v_sim = fluid_voxels * voxel_ml(cfg.lattice)
-    return max(int(th.min_cells), round(float(th.dose) * v_sim / float(th.sf_volume_ml)))
+    return max(int(th.min_cells), round(float(th.dose) * v_sim / float(cfg.patient.sf_volume_ml)))
 
 
 def voxel_ml(lat: Any) -> float:
@@ -432,7 +444,19 @@ def validate(cfg: DictConfig, *, warn: bool = True, machine: bool = True) -> Dic
     _finite(th.dose, "therapy.dose", "number of cells per knee")
     _finite(th.day, "therapy.day", "day", hint="no injection: therapy=none")
     _require(th.min_cells >= 0, "therapy.min_cells", f"must be >= 0, got {th.min_cells}")
-    _finite(th.sf_volume_ml, "therapy.sf_volume_ml", "volume in mL", strict=True)
+    pt = cfg.patient
+    _finite(pt.sf_volume_ml, "patient.sf_volume_ml", "volume in mL", strict=True)
+    _finite(pt.synovial_area_cm2, "patient.synovial_area_cm2", "area in cm²", strict=True)
+    _finite(pt.severity, "patient.severity", "multiplier of the disease drive (1 = the scenario's)")
+    _require(pt.severity >= 0, "patient.severity", f"must be >= 0, got {pt.severity}")
+    _finite(th.potency, "therapy.potency", "multiplier of the MSC secretion (1 = reference donor)")
+    _require(th.potency >= 0, "therapy.potency", f"must be >= 0, got {th.potency}")
+    _finite(th.adherence, "therapy.adherence", "fraction of injected MSCs that reach the synovium")
+    _require(0 <= th.adherence <= 1, "therapy.adherence", f"must lie in [0, 1], got {th.adherence}")
+    _finite(th.dose_mg, "therapy.dose_mg", "mg of IL-1Ra protein (therapy=il1ra_bolus)")
+    _require(th.dose_mg >= 0, "therapy.dose_mg", f"must be >= 0, got {th.dose_mg}")
+    _finite(sim.spinup_days, "sim.spinup_days", "days of untreated spin-up before day 0")
+    _require(sim.spinup_days >= 0, "sim.spinup_days", f"must be >= 0, got {sim.spinup_days}")
     for ko in th.knockouts:
         _require(ko in KNOCKOUTS, "therapy.knockouts",
                  f"unknown knockout {ko!r}; valid: {', '.join(KNOCKOUTS)}")  # fmt: skip
@@ -441,12 +465,12 @@ def validate(cfg: DictConfig, *, warn: bool = True, machine: bool = True) -> Dic
     fluid = rows["fluid"] * math.prod(int(s) for s in lat.shape[1:])
     n_msc = _msc_bolus(cfg, fluid)
     if n_msc > fluid:
-        max_dose = th.sf_volume_ml / voxel_ml(lat)
+        max_dose = cfg.patient.sf_volume_ml / voxel_ml(lat)
         _require(th.dose <= max_dose, "therapy.dose",
                  f"{th.dose:g} cells per knee gives {n_msc:.3g} MSCs for the {fluid:,} fluid "
                  "voxels of this lattice (one cell per voxel at most): at dx_um="
-                 f"{lat.dx_um:g} and sf_volume_ml={th.sf_volume_ml:g} the dose can be at most "
-                 f"{max_dose:.3g}")  # fmt: skip
+                 f"{lat.dx_um:g} and patient.sf_volume_ml={cfg.patient.sf_volume_ml:g} the "
+                 f"dose can be at most {max_dose:.3g}")  # fmt: skip
         raise ConfigError(
             f"therapy.min_cells: {th.min_cells} MSCs exceed the {fluid:,} fluid "
             "voxels of this lattice (one cell per voxel at most)"

@@ -32,7 +32,7 @@ def inject_msc(model: Any, ctx: StepContext) -> int:
     model.flags.injected = True
     fluid = model.world.regions["fluid"]
     v_sim = fluid.sum() * model.tissue.voxel_ml
-    n = max(int(th.min_cells), round(th.dose * v_sim / th.sf_volume_ml))
+    n = max(int(th.min_cells), round(th.dose * v_sim / model.cfg.patient.sf_volume_ml))
     free = xp.nonzero(xp.asarray(fluid) & ~model.world.occupancy())[0]
     if n > int(free.shape[0]):
         log.warning("day %.2f: the MSC dose (%.3g per knee) asks for %d MSCs but only %d fluid "

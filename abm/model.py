@@ -30,8 +30,10 @@ from abm.cells import phenotype_codes, registry, type_codes
 from abm.cells.base import Fate, Sense, StepContext
 from abm.cells.population import Populations
 from abm.config import ScenarioConf
+from abm.drive import Drive
 from abm.errors import SimulationError
 from abm.events import apply_events, inject_msc
+from abm.fluid import SynovialFluid
 from abm.loop import run
 from abm.matrix import Matrix
 from abm.metrics import catalogue, compute_row, units
@@ -101,6 +103,8 @@ class JointModel(mesa.Model):
         self.cells = Populations(xp, self.types)
         self.matrix = Matrix(xp, tissue, self.dtype, cfg.scenario.agg0, cfg.scenario.col20)
         self.world = World(self)
+        self.fluid = SynovialFluid(self)  # the well-mixed synovial fluid (abm/fluid.py)
+        self.drive = Drive(self)  # the disease drive the rules read as ctx.world.drive
         self.next_id = 0
         seed_cells(self)
         self.matrix.bind(self)
@@ -198,10 +202,12 @@ class JointModel(mesa.Model):
             at, source, uptake = self._secrete(ctx)
             self.world.births(ctx, divide)
         with self._phase("transport"):  # the reaction touches only the voxels holding cells
+            dt_field = self.dt_min / self.field_substeps
             for _ in range(self.field_substeps):
-                self.u = self.stepper(self.u, source, uptake, at=at)
+                self.u = self.fluid.mix(self.stepper(self.u, source, uptake, at=at), dt_field)
         with self._phase("tissue"):
             self.matrix.update(ctx, self)
+            self.drive.update(ctx, self)
         self.time_min = self.steps * self.dt_min
         with self._phase("events"):
             apply_events(self, ctx)

@@ -142,6 +142,40 @@ class MatrixParams:
                                  plausible=(0.1, 0.6), bounds=FRACTION)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class TransportParams:
+    """Joint-scale transport: the well-mixed synovial fluid and the sinks of the synovium
+    (abm/fluid.py, abm/tissue.py)."""
+
+    vessel_clearance: float = param(
+        0.0,
+        "1/min",
+        "assumed: blood/lymph uptake at vessel voxels",
+        plausible=(0.0, 1.0),
+        doc="extra decay at vessel voxels",
+    )
+    sublining_clearance: float = param(
+        0.0,
+        "1/min",
+        "assumed: lymphatic drainage",
+        plausible=(0.0, 0.01),
+        doc="extra decay everywhere in the sublining",
+    )
+
+
+@dataclass(frozen=True)
+class DriveParams:
+    """The disease drive on macrophages and FLS: baseline (scenario x patient severity) +
+    plasma-protein/DAMP leakage + cartilage fragments (abm/drive.py)."""
+
+    leak_gain: float = param(
+        0.0, "1", "assumed", plausible=(0.0, 2.0), doc="drive per unit synovitis x effusion"
+    )
+    fragment_gain: float = param(
+        0.0, "1", "assumed", plausible=(0.0, 2.0), doc="drive per unit cartilage-fragment pool"
+    )
+
+
 SHARED = {
     "hill_n": param(1.0, "1", "assumed: n = 1-2 for cytokine responses", plausible=(1.0, 2.0),
                     bounds=(1e-9, 8.0), doc="Hill exponent of every sensed field"),
@@ -149,6 +183,8 @@ SHARED = {
                              plausible=(0.001, 0.05), doc="extra decay in the fluid"),
     "fields": group(Fields, doc="diffusing fields"),
     "matrix": group(MatrixParams, doc="cartilage matrix"),
+    "transport": group(TransportParams, doc="joint-scale transport"),
+    "drive": group(DriveParams, doc="disease drive"),
 }  # fmt: skip
 
 
@@ -449,7 +485,13 @@ def parameters_md() -> str:
         parts = d.key.split(".")
         head = parts[1] if len(parts) > 2 else "shared"
         groups.setdefault(head, []).append(d)
-    titles = {"shared": "Shared", "fields": "Diffusing fields", "matrix": "Cartilage matrix"}
+    titles = {
+        "shared": "Shared",
+        "fields": "Diffusing fields",
+        "matrix": "Cartilage matrix",
+        "transport": "Joint-scale transport",
+        "drive": "Disease drive",
+    }
     for ct in registry():
         titles[ct.name] = f"{ct.title} (`biology.{ct.name}`)"
     lines += _fields_table(groups.pop("fields"))

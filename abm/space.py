@@ -82,6 +82,11 @@ class World:
     def depleted(self) -> bool:
         return bool(self.model.flags.depleted)
 
+    @property
+    def drive(self) -> float:
+        """The disease drive on macrophages and FLS this step (abm/drive.py)."""
+        return float(self.model.drive.value)
+
     def habitat_voxels(self, kind: str) -> int:
         return self._habitat_n[kind]
 

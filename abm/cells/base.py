@@ -112,6 +112,7 @@ class World(Protocol):
     :class:`abm.cells.harness.RuleHarness` fakes it for one type alone)."""
 
     depleted: bool
+    drive: float  # the disease drive on macrophages and FLS (abm/drive.py)
 
     def near(self, kind: str, radius_um: float, voxels: Any) -> Any:
         """1.0 where a cell of type ``kind`` lies within ``radius_um`` (box) of each voxel."""

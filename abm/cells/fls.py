@@ -89,7 +89,7 @@ class FLS(CellType):
         capacity = max(1.0, p.capacity * ctx.world.habitat_voxels(self.name))
         room = max(0.0, 1.0 - pop.n / capacity)
         near = ctx.world.near("msc", p.msc_contact_um, pop["voxel"])
-        drive = float(ctx.scenario.inflammatory_drive)
+        drive = ctx.world.drive
         pro = s.H("IL1_eff") + s.H("TNF") + s.H("IL17") + drive
         damp = 1.0 - p.msc_damping * near * 0.5 * (s.H("PGE2") + s.H("TSG6"))
         a = pop["state"]

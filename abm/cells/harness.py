@@ -27,6 +27,7 @@ class _FakeWorld:
     def __init__(self, harness: RuleHarness) -> None:
         self.h = harness
         self.depleted = False
+        self.drive = float(harness.scenario.inflammatory_drive) * float(harness.severity)
 
     def near(self, kind: str, radius_um: float, voxels: Any) -> Any:
         return self.h.near.astype(np.float32)
@@ -59,6 +60,7 @@ class RuleHarness:
                  knockouts: tuple[str, ...] = (), **columns: Any) -> None:  # fmt: skip
         self.bio = load_biology(cfg.biology)
         self.scenario = cfg.scenario
+        self.severity = float(cfg.patient.severity) if "patient" in cfg else 1.0
         cls = {t.name: t for t in registry()}[kind]
         self.type = cls(getattr(self.bio, kind))
         self.pop = Population(np, self.type)

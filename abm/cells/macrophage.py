@@ -79,7 +79,7 @@ class Macrophage(CellType):
 
     def update(self, ctx: StepContext, pop: Any) -> Fate:
         xp, p, s = ctx.xp, self.p, ctx.sense[self.name]
-        drive = float(ctx.scenario.inflammatory_drive)
+        drive = ctx.world.drive
         pro = (s.H("IL1_eff") + s.H("TNF") + s.H("IFNg") + drive) * (1.0 - s.H("TSG6"))
         anti = s.H("IL10") + s.H("PGE2")
         state = pop["state"]

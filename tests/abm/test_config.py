@@ -88,8 +88,8 @@ def one_line_error(overrides):
         (["sim.days=0.0001"], "sim.days", "0 steps"),
         (["therapy.day=inf"], "therapy.day", "therapy=none"),
         (["perturb.deplete_day=inf"], "perturb.deplete_day", "deplete_macrophages=false"),
-        (["therapy.sf_volume_ml=inf"], "therapy.sf_volume_ml", "finite"),
-        (["therapy.dose=1e300"], "therapy.dose", "at most 2e+09"),
+        (["patient.sf_volume_ml=inf"], "patient.sf_volume_ml", "finite"),
+        (["therapy.dose=1e300"], "therapy.dose", "at most 1e+10"),
         (["therapy.min_cells=1000000"], "therapy.min_cells", "12,800 fluid voxels"),
     ],
 )
@@ -110,7 +110,7 @@ def test_a_wrong_type_still_names_key_type_and_value():
         ["sim.dt_min=0.01", "sim.days=1"],
         ["sim.days=0.001"],  # 1.44 min: one step of 2 min
         [f"sim.days={MAX_STEPS * 2 / 1440}"],
-        ["therapy.dose=2e9"],  # one MSC per fluid voxel at dx_um=10
+        ["therapy.dose=1e10"],  # one MSC per fluid voxel at dx_um=10, 10 mL of fluid
         ["therapy=none", "therapy.dose=0", "therapy.day=1e6"],
     ],
 )

@@ -114,7 +114,7 @@ def test_msc_dose_scales_with_the_simulated_fluid_volume(small):
     m = build(small, "therapy.dose=1e8", "therapy.min_cells=0")
     m.step()
     fluid_ml = (m.tissue.compartment == FLUID).sum() * m.tissue.voxel_ml
-    assert m.cells["msc"].n == round(1e8 * fluid_ml / 2.0)
+    assert m.cells["msc"].n == round(1e8 * fluid_ml / m.cfg.patient.sf_volume_ml)
     few = build(small, "therapy.dose=1e3", "therapy.min_cells=7")
     few.step()
     assert few.cells["msc"].n == 7
