@@ -23,11 +23,14 @@ what is valid):
   would run nothing; a million steps already take hours to days even on a small lattice and
   keep ~3 GB of metric history in memory, so more is almost always a mistyped ``sim.dt_min``
   or ``sim.days``.
-- The MSC bolus ``n = max(min_cells, round(dose · V_fluid_sim / sf_volume_ml))`` must fit in
-  the fluid at one cell per voxel, i.e. ``therapy.dose <= sf_volume_ml / voxel volume`` (2e9
-  per knee at dx_um=10, whatever the shape) and ``therapy.min_cells <=`` the fluid voxels; a
-  larger bolus used to be capped silently. (If the fluid is partly occupied at injection, the
-  cap that remains is logged by abm.events with the requested and the placed count.)
+- The MSC bolus (:func:`msc_dose`): N = dose · adherence · A_patch / A_syn physical MSCs in
+  the patch, as n = max(min_cells, round(N), 1) agents of weight N / n each; the n agents must
+  fit in the fluid at one cell per voxel, i.e. ``therapy.dose <=`` fluid voxels · A_syn /
+  (adherence · A_patch) and ``therapy.min_cells <=`` the fluid voxels; a larger bolus used to
+  be capped silently. (If the fluid is partly occupied at injection, the cap that remains is
+  logged by abm.events with the requested and the placed count.)
+- The fluid slab of the lattice is part of the synovial fluid: ``lattice.fluid_um`` must not
+  exceed V/A = patient.sf_volume_ml / patient.synovial_area_cm2 (667 µm by default).
 - ``therapy.day`` (``perturb.deplete_day``) after ``sim.days`` is a warning, not an error
   (:func:`config_warnings`): the run is valid, and a resume may extend ``sim.days`` past that
   day later.
@@ -73,12 +76,12 @@ class SimConf:
 
 @dataclass
 class LatticeConf:
-    shape: list[int] = field(default_factory=lambda: [193, 256])
+    shape: list[int] = field(default_factory=lambda: [148, 256])
     dx_um: float = 10.0
     dtype: str = "float32"
     bone_um: float = 100.0
     cartilage_um: float = 500.0
-    fluid_um: float = 500.0
+    fluid_um: float = 50.0  # a thin slab of the well-mixed synovial fluid (abm/fluid.py)
     lining_um: float = 30.0
     vessel_density: float = 0.01
 
@@ -286,7 +289,7 @@ def _memory_parts(cfg: Any) -> tuple[int, int]:
     seeded = sc.mac_density + sc.fls_density + sc.tcell_density
     seeded += sc.fls_lining_density * rows["lining"] / max(1, synovium)
     occupancy = min(1.0, max(CELLS_PER_SYNOVIUM_VOXEL, seeded))
-    cells = occupancy * synovium * per_row + _msc_bolus(cfg, rows["fluid"] * per_row)
+    cells = occupancy * synovium * per_row + msc_dose(cfg)[0]
     lattice = max(n * running + cells * CELL_BYTES, n * max(transport, stepper))
     return int(lattice), max(0, n_steps(cfg)) * HISTORY_BYTES_PER_STEP
 
@@ -316,13 +319,26 @@ def estimate_bytes(cfg: Any) -> int:
     return BASE_BYTES + lattice + history
 
 
-def _msc_bolus(cfg: Any, fluid_voxels: int) -> int:
-    """MSCs the therapy asks to inject (before any cap); 0 without an MSC therapy."""
+def patch_area_cm2(lat: Any) -> float:
+    """Lateral area of the lattice in cm² (2D: width · dx times dx, a slab one voxel thick;
+    3D: width · depth)."""
+    shape = [int(s) for s in lat.shape]
+    lateral = shape[1] * (shape[2] if len(shape) > 2 else 1)
+    return lateral * float(lat.dx_um) ** 2 * 1e-8
+
+
+def msc_dose(cfg: Any) -> tuple[int, float]:
+    """(agents n, physical MSCs N) of the therapy's MSC bolus in the patch; (0, 0.0) without
+    an MSC therapy. N = dose · adherence · A_patch / A_syn; n = max(min_cells, round(N), 1)
+    when N > 0, each agent standing for N / n cells (the dose acts linearly at any n)."""
     th = cfg.therapy
-    if th.name == "none" or not th.dose > 0:
-        return 0
-    v_sim = fluid_voxels * voxel_ml(cfg.lattice)
-    return max(int(th.min_cells), round(float(th.dose) * v_sim / float(cfg.patient.sf_volume_ml)))
+    if th.name != "msc" or not th.dose > 0:
+        return 0, 0.0
+    N = (float(th.dose) * float(th.adherence) * patch_area_cm2(cfg.lattice)
+         / float(cfg.patient.synovial_area_cm2))  # fmt: skip
+    if not N > 0:
+        return 0, 0.0
+    return max(int(th.min_cells), round(N), 1), N
 
 
 def voxel_ml(lat: Any) -> float:
@@ -462,18 +478,23 @@ def validate(cfg: DictConfig, *, warn: bool = True, machine: bool = True) -> Dic
                  f"unknown knockout {ko!r}; valid: {', '.join(KNOCKOUTS)}")  # fmt: skip
     _finite(cfg.perturb.deplete_day, "perturb.deplete_day", "day",
             hint="no depletion: perturb.deplete_macrophages=false")  # fmt: skip
+    h_eff = pt.sf_volume_ml / pt.synovial_area_cm2 * 1e4  # µm: V/A of the synovial fluid
+    _require(rows["fluid"] * float(lat.dx_um) <= h_eff, "lattice.fluid_um",
+             f"the fluid slab ({rows['fluid']} rows of {lat.dx_um:g} µm) is thicker than the "
+             f"synovial fluid it stands for (patient.sf_volume_ml / patient.synovial_area_cm2 "
+             f"= {h_eff:.4g} µm); thin it")  # fmt: skip
     fluid = rows["fluid"] * math.prod(int(s) for s in lat.shape[1:])
-    n_msc = _msc_bolus(cfg, fluid)
+    n_msc, _ = msc_dose(cfg)
     if n_msc > fluid:
-        max_dose = cfg.patient.sf_volume_ml / voxel_ml(lat)
-        _require(th.dose <= max_dose, "therapy.dose",
-                 f"{th.dose:g} cells per knee gives {n_msc:.3g} MSCs for the {fluid:,} fluid "
-                 "voxels of this lattice (one cell per voxel at most): at dx_um="
-                 f"{lat.dx_um:g} and patient.sf_volume_ml={cfg.patient.sf_volume_ml:g} the "
-                 f"dose can be at most {max_dose:.3g}")  # fmt: skip
+        _require(int(th.min_cells) <= fluid, "therapy.min_cells",
+                 f"{th.min_cells} MSCs exceed the {fluid:,} fluid voxels of this lattice "
+                 f"(one cell per voxel at most): at most {fluid}")  # fmt: skip
+        max_dose = fluid * float(pt.synovial_area_cm2) / (float(th.adherence) * patch_area_cm2(lat))
         raise ConfigError(
-            f"therapy.min_cells: {th.min_cells} MSCs exceed the {fluid:,} fluid "
-            "voxels of this lattice (one cell per voxel at most)"
+            f"therapy.dose: {th.dose:g} cells per knee gives {n_msc:,} MSCs for the {fluid:,} "
+            "fluid voxels of this lattice (one cell per voxel at most): with therapy.adherence="
+            f"{th.adherence:g}, patient.synovial_area_cm2={pt.synovial_area_cm2:g} and this "
+            f"lattice's area the dose can be at most {max_dose:.4g}"
         )
 
     # scenario numbers

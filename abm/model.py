@@ -32,7 +32,7 @@ from abm.cells.population import Populations
 from abm.config import ScenarioConf
 from abm.drive import Drive
 from abm.errors import SimulationError
-from abm.events import apply_events, inject_msc
+from abm.events import apply_events, inject_msc, nothing_to_inject
 from abm.fluid import SynovialFluid
 from abm.loop import run
 from abm.matrix import Matrix
@@ -41,7 +41,7 @@ from abm.params import FIELD_NAMES, default_biology, load_biology
 from abm.seeding import seed_cells
 from abm.space import World
 from abm.state import Flags, ModelState
-from abm.tissue import COMPARTMENTS, build_tissue
+from abm.tissue import COMPARTMENTS, VesselSink, build_tissue
 from abm.units import AVOGADRO, MIN_PER_DAY, S_PER_MIN
 from abm.version import __version__
 from kernels.diffusion import make_stepper
@@ -80,9 +80,10 @@ class JointModel(mesa.Model):
         self.scenario = ScenarioConf(**OmegaConf.to_container(cfg.scenario, resolve=True))
         self.dt_min = float(cfg.sim.dt_min)
         self.time_min = 0.0
+        self.step0 = 0  # steps before time 0: a run branched from a spin-up (abm/spinup.py)
         self.dtype = np.dtype(cfg.lattice.dtype)
         self.knockouts = frozenset(cfg.therapy.knockouts)
-        self.flags = Flags(injected=cfg.therapy.name == "none" or cfg.therapy.dose <= 0)
+        self.flags = Flags(injected=nothing_to_inject(cfg.therapy))
 
         tissue = self.tissue = build_tissue(cfg.lattice, self.seed)
         self.shape = tissue.shape
@@ -104,6 +105,8 @@ class JointModel(mesa.Model):
         self.matrix = Matrix(xp, tissue, self.dtype, cfg.scenario.agg0, cfg.scenario.col20)
         self.world = World(self)
         self.fluid = SynovialFluid(self)  # the well-mixed synovial fluid (abm/fluid.py)
+        self.vessel_sink = VesselSink(tissue, self.bio, self.dt_min / self.field_substeps, xp,
+                                      str(self.dtype))  # fmt: skip
         self.drive = Drive(self)  # the disease drive the rules read as ctx.world.drive
         self.next_id = 0
         seed_cells(self)
@@ -176,10 +179,10 @@ class JointModel(mesa.Model):
     def step(self) -> None:
         """One step of ``dt_min`` minutes in the order of :data:`PHASES`."""
         xp, ctx = self.xp, self._context()
-        with self._phase("sense"):
-            for pop in self.cells:
+        with self._phase("sense"):  # each type's own Hill constants where it declares them
+            for t, pop in zip(self.types, self.cells, strict=True):
                 ctx.sense[pop.name] = Sense(xp, gather(self.u, pop["voxel"]), FIELD_NAMES,
-                                            self.bio)  # fmt: skip
+                                            self.bio, K=getattr(t.p, "K", None))  # fmt: skip
         with self._phase("decide"):  # states, deaths; divisions are placed in "act"
             divide: dict[str, Any] = {}
             for t, pop in zip(self.types, self.cells, strict=True):
@@ -203,12 +206,14 @@ class JointModel(mesa.Model):
             self.world.births(ctx, divide)
         with self._phase("transport"):  # the reaction touches only the voxels holding cells
             dt_field = self.dt_min / self.field_substeps
-            for _ in range(self.field_substeps):
-                self.u = self.fluid.mix(self.stepper(self.u, source, uptake, at=at), dt_field)
+            for _ in range(self.field_substeps):  # solver, vessel uptake, well-mixed fluid
+                before = self.fluid.level(self.u)
+                u = self.vessel_sink(self.stepper(self.u, source, uptake, at=at))
+                self.u = self.fluid.mix(u, dt_field, before)
         with self._phase("tissue"):
             self.matrix.update(ctx, self)
             self.drive.update(ctx, self)
-        self.time_min = self.steps * self.dt_min
+        self.time_min = (self.steps - self.step0) * self.dt_min
         with self._phase("events"):
             apply_events(self, ctx)
         with self._phase("observe"):  # and stop on a bad field (checks ride on the metrics' copy)
@@ -297,6 +302,7 @@ class JointModel(mesa.Model):
             u=np.array(to_numpy(self.u)), agg=np.array(to_numpy(self.matrix.agg)),
             col2=np.array(to_numpy(self.matrix.col2)), steps=int(self.steps),
             time_min=float(self.time_min), seed=self.seed, next_id=int(self.next_id),
+            step0=int(self.step0),
             flags=Flags(**asdict(self.flags)),
             cells={p.name: p.to_host() for p in self.cells},
             metrics={n: list(v) for n, v in self.datacollector.model_vars.items()},
@@ -317,6 +323,7 @@ class JointModel(mesa.Model):
         model.matrix.col2 = xp.asarray(s.col2)
         model.steps = s.steps
         model.time_min = s.time_min
+        model.step0 = s.step0
         model.next_id = s.next_id
         model.flags = s.flags
         for pop in model.cells:

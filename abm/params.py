@@ -38,6 +38,7 @@ FIELD_NAMES = (
 MATRIX_FIELDS = ("AGG", "COL2")
 NONNEG = (0.0, math.inf)  # default hard bounds: a finite number >= 0
 FRACTION = (0.0, 1.0)
+HILL_K_BOUNDS = (1e-12, math.inf)  # a Hill constant (field units): > 0
 DEFAULT_SPREAD = 10.0  # plausible range of a parameter with no better knowledge: value ÷/× 10
 
 
@@ -128,16 +129,34 @@ class Fields:
 
 @dataclass(frozen=True)
 class MatrixParams:
-    """Cartilage matrix: aggrecan (AGG) and collagen II (COL2), healthy = 1."""
+    """Cartilage matrix: aggrecan (AGG) and collagen II (COL2), healthy = 1 (abm/matrix.py).
 
-    agg_synthesis: float = param(0.0002, "1/min", "assumed: aggrecan turnover ~ days-weeks",
-                                 doc="synthesis at full drive")  # fmt: skip
-    agg_degradation: float = param(0.00002, "1/min per ng/mL PROT",
-                                   "calibrated: OA loses aggrecan over weeks")  # fmt: skip
+    Calibration reference: PROT_ref = 8.6 ng/mL, the cartilage PROT of fully catabolic
+    chondrocytes (c = 1, as under explant IL-1) with no outflow: 0.3 molecules/cell/s x
+    0.0996 x 60 kDa ng/mL/min per (molecule/s) in a 10-µm voxel x 0.0096 cells/voxel
+    / decay 0.002/min."""
+
+    agg_synthesis: float = param(
+        3.9e-7, "1/min",
+        "[R] Maroudas 1998: aggrecan core protein t½ ~3.4 years in adult human cartilage: "
+        "ln 2 / (3.4 × 525,960 min) = 3.9e-7/min; explant synthesis (young bovine, ~1%/day "
+        "= 7e-6/min) is the upper end",
+        plausible=(1e-7, 1e-5), doc="s: synthesis at full drive (f = 1)")  # fmt: skip
+    agg_degradation: float = param(
+        2.0e-6, "1/min per ng/mL PROT",
+        "[R] IL-1-treated cartilage explants release ~3% of their GAG per day vs ~0.5%/day in "
+        "controls (data of Eskelinen 2020 PLoS Comput Biol 16:e1007998, Grodzinsky lab): "
+        "(0.03 - 0.005)/day / 1440 min/day / PROT_ref 8.6 ng/mL = 2.0e-6; in vivo, where "
+        "chondrocytes are far from c = 1, loss is slower (OA cartilage thins a few %/year [R])",
+        plausible=(5e-7, 1e-5), doc="k_agg")  # fmt: skip
     col2_synthesis: float = param(0.0, "1/min", "[S] Heinemeier 2016: barely resynthesised",
                                   plausible=(0.0, 1e-5))  # fmt: skip
-    col2_degradation: float = param(0.0001, "1/min per ng/mL PROT",
-                                    "calibrated; only where AGG < agg_threshold")  # fmt: skip
+    col2_degradation: float = param(
+        8.1e-6, "1/min per ng/mL PROT",
+        "[R] once proteoglycan is gone, IL-1 + OSM explants release most collagen within ~2 "
+        "weeks (Cawston 1998): ~10%/day / 1440 / PROT_ref 8.6 ng/mL = 8.1e-6; only where "
+        "AGG < agg_threshold",
+        plausible=(1e-6, 5e-5), doc="k_col")  # fmt: skip
     agg_threshold: float = param(0.3, "1 (AGG)", "[S] Karsdal 2008: aggrecan goes first",
                                  plausible=(0.1, 0.6), bounds=FRACTION)  # fmt: skip
 
@@ -148,18 +167,21 @@ class TransportParams:
     (abm/fluid.py, abm/tissue.py)."""
 
     vessel_clearance: float = param(
-        0.0,
+        0.01,
         "1/min",
-        "assumed: blood/lymph uptake at vessel voxels",
-        plausible=(0.0, 1.0),
-        doc="extra decay at vessel voxels",
+        "[D] k = P·S/V: P ~ 1e-7 cm/s for 20-60 kDa proteins across fenestrated synovial "
+        "capillaries [R] (small solutes ~1e-5 cm/s: k ~ 1/min), S/V = 0.22 µm⁻¹ for one "
+        "7-µm capillary through a 10-µm voxel",
+        plausible=(0.001, 1.0),
+        doc="extra decay at vessel voxels (uptake into blood/lymph)",
     )
     sublining_clearance: float = param(
-        0.0,
+        3e-4,
         "1/min",
-        "assumed: lymphatic drainage",
-        plausible=(0.0, 0.01),
-        doc="extra decay everywhere in the sublining",
+        "[D] lymph flow / interstitial volume, whole body ~3 L/day over ~11 L [R] (Guyton); "
+        "synovium likely higher",
+        plausible=(1e-4, 3e-3),
+        doc="extra decay everywhere in the sublining (lymphatic drainage)",
     )
 
 
@@ -169,22 +191,141 @@ class DriveParams:
     plasma-protein/DAMP leakage + cartilage fragments (abm/drive.py)."""
 
     leak_gain: float = param(
-        0.0, "1", "assumed", plausible=(0.0, 2.0), doc="drive per unit synovitis x effusion"
+        0.35,
+        "1",
+        "assumed; TLR4 ligands (plasma proteins) in OA SF drive macrophage TNF (Sohn 2012 "
+        "Arthritis Res Ther 14:R7 [R]); set so that the untreated OA start (S ~ 0.6, E ~ 1.4) "
+        "adds ~0.3 to a halved baseline",
+        plausible=(0.0, 2.0),
+        doc="drive per unit synovitis S x effusion E",
     )
     fragment_gain: float = param(
-        0.0, "1", "assumed", plausible=(0.0, 2.0), doc="drive per unit cartilage-fragment pool"
+        3.0,
+        "1 per healthy-matrix fraction",
+        "assumed; cartilage fragments (fibronectin, COMP, aggrecan) are TLR/DAMP ligands [R]",
+        plausible=(0.0, 30.0),
+        doc="drive per unit cartilage-fragment pool F",
+    )
+    fragment_yield: float = param(
+        1.0,
+        "1",
+        "assumed: every degraded unit of matrix is released as fragments",
+        plausible=(0.1, 1.0),
+        bounds=FRACTION,
+        doc="q in dF/dt = q D - F/tau_F",
+    )
+    fragment_lifetime_days: float = param(
+        1.0,
+        "days",
+        "assumed; SF proteins clear by lymphatics in hours (fluid_clearance) to days [R]",
+        plausible=(0.1, 7.0),
+        bounds=(1e-6, math.inf),
+        doc="tau_F: clearance time of the fragment pool",
+    )
+    healthy_sf_ml: float = param(
+        7.0,
+        "mL",
+        "assumed (biology v2 review: healthy knee 7 mL)",
+        plausible=(1.0, 10.0),
+        bounds=(1e-6, math.inf),
+        doc="effusion E = patient.sf_volume_ml / healthy_sf_ml",
+    )
+    max_effusion: float = param(
+        3.0,
+        "1",
+        "assumed: leakage saturates in large effusions",
+        plausible=(1.5, 10.0),
+        bounds=(1e-6, math.inf),
+        doc="upper bound of E",
+    )
+
+
+@dataclass(frozen=True)
+class ReadoutParams:
+    """The clinical readouts synovitis_score and pain_index (abm/readouts.py): model constructs
+    mapped onto the Krenn synovitis score and a 0-100 pain scale, not validated clinical scales."""
+
+    healthy_lining_cells: float = param(
+        2.0,
+        "cells",
+        "[R] Krenn 2006 Histopathology 49:358: normal lining = 1-2 cell layers",
+        plausible="fixed",
+        doc="lining layers scoring 0; each further layer adds 1 (max 3)",
+    )
+    stroma_healthy: float = param(
+        0.04,
+        "FLS/voxel",
+        "assumed: the healthy scenario's sublining FLS density",
+        plausible=(0.01, 0.1),
+        doc="sublining FLS density scoring 0 (stromal cellularity)",
+    )
+    stroma_per_point: float = param(
+        0.02,
+        "FLS/voxel",
+        "assumed: OA scenario (0.06) scores 1",
+        plausible=(0.005, 0.1),
+        bounds=(1e-9, math.inf),
+        doc="rise of sublining FLS density per score point",
+    )
+    infiltrate_healthy: float = param(
+        0.002,
+        "cells/voxel",
+        "assumed: the healthy scenario's T-cell density",
+        plausible=(0.0, 0.02),
+        doc="inflammatory infiltrate density scoring 0",
+    )
+    infiltrate_per_point: float = param(
+        0.02,
+        "cells/voxel",
+        "assumed: OA scenario (0.06 M1-leaning macrophages) scores ~3",
+        plausible=(0.005, 0.1),
+        bounds=(1e-9, math.inf),
+        doc="rise of (macrophages with p > 0 + T cells) per synovium voxel per score point",
+    )
+    K_pge2: float = param(
+        2.0,
+        "ng/mL",
+        "assumed: = the sensing K of PGE2 (Jang 2020 J Neuroinflammation 17:30: "
+        "PGE2 is pro-nociceptive)",
+        bounds=(1e-12, math.inf),
+        doc="half-saturating SF PGE2",
+    )
+    K_tnf: float = param(
+        0.01,
+        "ng/mL",
+        "assumed: = the sensing K of TNF (Orita 2011 BMC Musculoskelet Disord "
+        "12:144: SF TNF correlates with WOMAC pain)",
+        bounds=(1e-12, math.inf),
+        doc="half-saturating SF TNF",
+    )
+    K_il6: float = param(
+        1.0,
+        "ng/mL",
+        "assumed: = the sensing K of IL-6 (near SF IL-6, Sohn 2012)",
+        bounds=(1e-12, math.inf),
+        doc="half-saturating SF IL-6",
+    )
+    w_pge2: float = param(0.3, "1", "assumed", plausible=(0.0, 1.0), doc="weight of SF PGE2")
+    w_tnf: float = param(0.2, "1", "assumed", plausible=(0.0, 1.0), doc="weight of SF TNF")
+    w_il6: float = param(0.2, "1", "assumed", plausible=(0.0, 1.0), doc="weight of SF IL-6")
+    w_synovitis: float = param(
+        0.3, "1", "assumed", plausible=(0.0, 1.0), doc="weight of synovitis_score / 9"
     )
 
 
 SHARED = {
     "hill_n": param(1.0, "1", "assumed: n = 1-2 for cytokine responses", plausible=(1.0, 2.0),
                     bounds=(1e-9, 8.0), doc="Hill exponent of every sensed field"),
-    "fluid_clearance": param(0.005, "1/min", "[D] lymphatic clearance of the synovial fluid",
-                             plausible=(0.001, 0.05), doc="extra decay in the fluid"),
+    "fluid_clearance": param(0.005, "1/min", "[R] protein t½ 1-4 h in the joint (Evans, "
+                             "Kraus & Setton 2014); albumin CL 0.0053 L/h (Owen 1994) over "
+                             "10-20 mL: 0.0044-0.0088/min",
+                             plausible=(0.0029, 0.0116),
+                             doc="clearance of the well-mixed synovial fluid (every field)"),
     "fields": group(Fields, doc="diffusing fields"),
     "matrix": group(MatrixParams, doc="cartilage matrix"),
     "transport": group(TransportParams, doc="joint-scale transport"),
     "drive": group(DriveParams, doc="disease drive"),
+    "readouts": group(ReadoutParams, doc="clinical readouts (abm/readouts.py)"),
 }  # fmt: skip
 
 
@@ -319,6 +460,8 @@ def _walk(obj: Any, prefix: str, source: str) -> Iterator[Declared]:
         if is_dataclass(value):
             yield from _walk(value, key, meta.get("source", source) or source)
         elif isinstance(value, dict) and "keys" in meta:
+            if f.name == "K":  # a type's Hill constants (abm.cells.base.Sense): K > 0
+                meta = {**meta, "bounds": HILL_K_BOUNDS}
             yield from _table_rows(key, value, meta)
         else:
             src = meta.get("source", "")

@@ -90,6 +90,24 @@ class World:
     def habitat_voxels(self, kind: str) -> int:
         return self._habitat_n[kind]
 
+    # -- the apoptotic-MSC pool (cell equivalents in the patch; kept in model.flags so that
+    # checkpoints carry it): fed by dying MSCs, cleared by efferocytosis and its own clearance
+    @property
+    def apoptotic_msc(self) -> float:
+        """Apoptotic MSCs awaiting clearance (cell equivalents, MSC weight)."""
+        return float(self.model.flags.apoptotic_msc)
+
+    def add_apoptotic(self, n: float) -> None:
+        """Add ``n`` cell equivalents (>= 0) of dying MSCs to the pool."""
+        self.model.flags.apoptotic_msc = self.apoptotic_msc + max(0.0, float(n))
+
+    def take_apoptotic(self, n: float) -> float:
+        """Remove up to ``n`` cell equivalents from the pool; returns what was removed."""
+        pool = self.apoptotic_msc
+        taken = min(pool, max(0.0, float(n)))
+        self.model.flags.apoptotic_msc = pool - taken
+        return taken
+
     def matrix_at(self, name: str, voxels: Any) -> Any:
         return self.model.matrix.field(name).reshape(-1)[voxels]
 
@@ -120,6 +138,11 @@ class World:
 
     def at_surface(self, voxels: Any) -> Any:
         return (voxels // self.lateral) == self.surface_row
+
+    def depth_um(self, voxels: Any) -> Any:
+        """Depth (µm) of each voxel below the top of the synovial lining (0 in its first row;
+        negative in the fluid and cartilage)."""
+        return ((voxels // self.lateral) - (self.surface_row + 1)) * self.dx_um
 
     def walk(self, ctx: StepContext, pop: Any, *, speed_um_min: float, chemotaxis: float,
              mobile: Any, draw: tuple[int, int]) -> Any:  # fmt: skip

@@ -5,6 +5,13 @@ axis 0: bone, cartilage, synovial fluid, lining, sublining; 3D extrudes the same
 vessel voxels in the sublining, and the per-voxel diffusivity and decay arrays that
 :func:`kernels.diffusion.make_stepper` receives. Built once on the host; the model moves what
 it needs to the backend.
+
+Sinks: the fluid voxels get no decay in the solver (the well-mixed synovial fluid,
+:mod:`abm.fluid`, applies decay and clearance to the compartment); the sublining adds
+``biology.transport.sublining_clearance`` (lymphatic drainage) to every field's decay; vessel
+voxels lose ``biology.transport.vessel_clearance`` (uptake into blood/lymph) through
+:class:`VesselSink`, an exact pointwise factor applied after each transport step (kept out of
+the solver's decay so that decay stays layered and the solver keeps its fast class path).
 """
 
 from __future__ import annotations
@@ -56,7 +63,9 @@ class Tissue:
         """Per-voxel diffusivity (F, *shape) in µm²/min and decay (F, *shape) in 1/min.
 
         Bone is impermeable (D = 0, a wall for the harmonic-mean faces); fluid and both
-        synovium layers take their own D; the fluid adds lymphatic clearance to the decay.
+        synovium layers take their own D. Decay: the field's own everywhere but in the fluid
+        (0 there: :mod:`abm.fluid` decays and clears the well-mixed compartment), plus
+        ``bio.transport.sublining_clearance`` in the sublining.
         """
         F = len(FIELD_NAMES)
         D = np.zeros((F, *self.shape), dtype=np.float64)
@@ -68,8 +77,28 @@ class Tissue:
             D[f][comp == FLUID] = p.D_fluid
             D[f][(comp == LINING) | (comp == SUBLINING)] = p.D_synovium
             decay[f] = p.decay
-            decay[f][comp == FLUID] += bio.fluid_clearance
+            decay[f][comp == FLUID] = 0.0
+            decay[f][comp == SUBLINING] += bio.transport.sublining_clearance
         return D.astype(dtype), decay.astype(dtype)
+
+
+class VesselSink:
+    """Uptake into blood/lymph at the vessel voxels: after each transport step of ``dt`` min,
+    every field there is multiplied by exp(-vessel_clearance · dt) (exact first-order loss,
+    operator-split from the solver). Identity when the rate is 0 or there are no vessels."""
+
+    def __init__(self, tissue: Tissue, bio: Any, dt: float, xp: Any, dtype: str) -> None:
+        k = float(bio.transport.vessel_clearance)
+        self.active = k > 0 and tissue.vessels.size > 0
+        coords = np.unravel_index(tissue.vessels, tissue.shape)
+        self.idx = (slice(None), *(xp.asarray(c) for c in coords))
+        self.factor = float(np.exp(-k * float(dt)))
+        self.dtype = dtype
+
+    def __call__(self, u: Any) -> Any:
+        if self.active:
+            u[self.idx] *= np.dtype(self.dtype).type(self.factor)
+        return u
 
 
 def build_tissue(lattice: Any, seed: int) -> Tissue:

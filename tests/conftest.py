@@ -32,13 +32,13 @@ def rng():
     return np.random.default_rng(12345)
 
 
-# A small joint patch for model tests: 5 bone + 30 cartilage + 30 fluid + 3 lining + 32 sublining
+# A small joint patch for model tests: 5 bone + 30 cartilage + 5 fluid + 3 lining + 32 sublining
 # rows, 40 voxels wide (seconds per simulated week at dt = 10 min).
 SMALL = [
-    "lattice.shape=[100,40]",
+    "lattice.shape=[75,40]",
     "lattice.bone_um=50",
     "lattice.cartilage_um=300",
-    "lattice.fluid_um=300",
+    "lattice.fluid_um=50",
     "lattice.vessel_density=0.02",
     "sim.dt_min=10",
 ]

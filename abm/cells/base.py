@@ -78,18 +78,29 @@ def event_prob(xp: Any, rate: Any, dt: float) -> Any:
 class Sense:
     """Fields at the cells' voxels: ``s["IL1b"]`` is (N,); ``s.H("IL1b")`` its Hill term.
 
+    Hill constants: the cell type's own where its ``Params`` declares a table ``K`` (field
+    name -> K in the field's units, ``biology.<type>.K.<field>``; receptor-scale responses),
+    else the field's ``biology.fields.<field>.K``. Pass the type's table as ``K``.
+
     ``IL1_eff = IL1b / (1 + IL1RA / K_ra)`` (receptor antagonist) is available as
-    ``s["IL1_eff"]`` and ``s.H("IL1_eff")`` (with IL-1b's K).
+    ``s["IL1_eff"]`` and ``s.H("IL1_eff")`` (with IL-1b's K); K_ra is the K of IL1RA (the
+    type's, where declared).
     """
 
-    def __init__(self, xp: Any, values: Any, names: tuple[str, ...], bio: Any) -> None:
+    def __init__(self, xp: Any, values: Any, names: tuple[str, ...], bio: Any,
+                 K: Any = None) -> None:  # fmt: skip
         self.xp = xp
         self.values = {name: values[i] for i, name in enumerate(names)}
         self.bio = bio
         self.n = float(bio.hill_n)
-        il1ra_K = float(bio.fields["IL1RA"].K)
-        self.values["IL1_eff"] = self.values["IL1b"] / (1.0 + self.values["IL1RA"] / il1ra_K)
+        self.K = dict(K or {})
+        k_ra = self.k("IL1RA")
+        self.values["IL1_eff"] = self.values["IL1b"] / (1.0 + self.values["IL1RA"] / k_ra)
         self._h: dict[str, Any] = {}
+
+    def k(self, name: str) -> float:
+        """The Hill constant this type senses ``name`` with (field units)."""
+        return float(self.K[name]) if name in self.K else float(self.bio.fields[name].K)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -102,7 +113,7 @@ class Sense:
     def H(self, name: str) -> Any:
         if name not in self._h:
             key = "IL1b" if name == "IL1_eff" else name
-            self._h[name] = hill(self.xp, self.values[name], float(self.bio.fields[key].K), self.n)
+            self._h[name] = hill(self.xp, self.values[name], self.k(key), self.n)
         return self._h[name]
 
 
@@ -113,6 +124,13 @@ class World(Protocol):
 
     depleted: bool
     drive: float  # the disease drive on macrophages and FLS (abm/drive.py)
+    apoptotic_msc: float  # apoptotic MSCs awaiting clearance (cell equivalents, abm/space.py)
+
+    def add_apoptotic(self, n: float) -> None:
+        """Add ``n`` cell equivalents of dying MSCs to the apoptotic pool."""
+
+    def take_apoptotic(self, n: float) -> float:
+        """Remove up to ``n`` cell equivalents from the apoptotic pool; returns what was."""
 
     def near(self, kind: str, radius_um: float, voxels: Any) -> Any:
         """1.0 where a cell of type ``kind`` lies within ``radius_um`` (box) of each voxel."""
@@ -132,6 +150,9 @@ class World(Protocol):
 
     def at_surface(self, voxels: Any) -> Any:
         """True for voxels on the lining surface row."""
+
+    def depth_um(self, voxels: Any) -> Any:
+        """Depth (µm) of each voxel below the top of the synovial lining."""
 
 
 @dataclass

@@ -28,6 +28,15 @@ class _FakeWorld:
         self.h = harness
         self.depleted = False
         self.drive = float(harness.scenario.inflammatory_drive) * float(harness.severity)
+        self.apoptotic_msc = 0.0  # the apoptotic-MSC pool (cell equivalents), set by tests
+
+    def add_apoptotic(self, n: float) -> None:
+        self.apoptotic_msc += max(0.0, float(n))
+
+    def take_apoptotic(self, n: float) -> float:
+        taken = min(self.apoptotic_msc, max(0.0, float(n)))
+        self.apoptotic_msc -= taken
+        return taken
 
     def near(self, kind: str, radius_um: float, voxels: Any) -> Any:
         return self.h.near.astype(np.float32)
@@ -46,6 +55,9 @@ class _FakeWorld:
 
     def at_surface(self, voxels: Any) -> Any:
         return np.zeros(voxels.shape[0], dtype=bool)
+
+    def depth_um(self, voxels: Any) -> Any:
+        return np.zeros(voxels.shape[0], dtype=np.float32)  # every cell in the lining
 
 
 class RuleHarness:
@@ -73,6 +85,7 @@ class RuleHarness:
         self.near = np.zeros(n, dtype=np.float32)
         self.agg = np.ones(n, dtype=np.float32)
         self.habitat_voxels = 10**12
+        self.world = _FakeWorld(self)  # one world for the run: the apoptotic pool persists
         self.clamp()
 
     def clamp(self, **levels: Any) -> RuleHarness:
@@ -82,14 +95,14 @@ class RuleHarness:
         values = np.zeros((len(FIELD_NAMES), n), dtype=np.float32)
         for name, level in levels.items():
             values[FIELD_NAMES.index(name)] = level
-        self.sense = Sense(np, values, FIELD_NAMES, self.bio)
+        self.sense = Sense(np, values, FIELD_NAMES, self.bio, K=getattr(self.type.p, "K", None))
         return self
 
     def context(self, step: int | None = None) -> StepContext:
         """The context of step ``step`` (default: the next one)."""
         step = self.steps + 1 if step is None else step
         ctx = StepContext(np, self.seed, step, self.dt, self.bio, self.scenario, self.knockouts,
-                          world=_FakeWorld(self))  # fmt: skip
+                          world=self.world)  # fmt: skip
         ctx.sense[self.type.name] = self.sense
         return ctx
 

@@ -15,9 +15,9 @@ def test_defaults_compose_to_the_demo():
     assert cfg.scenario.name == "oa"
     assert cfg.therapy.name == "msc"
     assert cfg.backend.name == "numpy"
-    assert list(cfg.lattice.shape) == [193, 256]
+    assert list(cfg.lattice.shape) == [148, 256]
     rows = compartment_rows(cfg.lattice)
-    assert rows == {"bone": 10, "cartilage": 50, "fluid": 50, "lining": 3, "sublining": 80}
+    assert rows == {"bone": 10, "cartilage": 50, "fluid": 5, "lining": 3, "sublining": 80}
 
 
 def test_groups_and_overrides():
@@ -89,8 +89,12 @@ def one_line_error(overrides):
         (["therapy.day=inf"], "therapy.day", "therapy=none"),
         (["perturb.deplete_day=inf"], "perturb.deplete_day", "deplete_macrophages=false"),
         (["patient.sf_volume_ml=inf"], "patient.sf_volume_ml", "finite"),
-        (["therapy.dose=1e300"], "therapy.dose", "at most 1e+10"),
-        (["therapy.min_cells=1000000"], "therapy.min_cells", "12,800 fluid voxels"),
+        # 5 fluid rows x 256 = 1,280 fluid voxels; A_patch = 256 x 10 µm x 10 µm = 2.56e-4 cm²:
+        # at most 1280 · 150 cm² / (0.5 · 2.56e-4 cm²) = 1.5e9 per knee
+        (["therapy.dose=1e300"], "therapy.dose", "at most 1.5e+09"),
+        (["therapy.dose=2e9", "therapy.adherence=0.75"], "therapy.dose", "at most 1e+09"),
+        (["therapy.min_cells=1000000"], "therapy.min_cells", "1,280 fluid voxels"),
+        (["therapy.min_cells=1281"], "therapy.min_cells", "at most 1280"),
     ],
 )
 def test_absurd_values_stop_with_one_line_naming_the_key(overrides, key, words):
@@ -110,7 +114,9 @@ def test_a_wrong_type_still_names_key_type_and_value():
         ["sim.dt_min=0.01", "sim.days=1"],
         ["sim.days=0.001"],  # 1.44 min: one step of 2 min
         [f"sim.days={MAX_STEPS * 2 / 1440}"],
-        ["therapy.dose=1e10"],  # one MSC per fluid voxel at dx_um=10, 10 mL of fluid
+        ["therapy.dose=1.5e9"],  # one MSC agent per fluid voxel (the default lattice)
+        ["therapy.min_cells=1280"],
+        ["therapy.dose=1e300", "therapy.adherence=0"],  # nothing reaches the synovium
         ["therapy=none", "therapy.dose=0", "therapy.day=1e6"],
     ],
 )

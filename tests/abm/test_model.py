@@ -110,14 +110,49 @@ def test_secretion_reaches_the_field(small):
     assert grew[i] >= m.dt_min * src[i] - m.dt_min * decay_max * (u0[i] + m.dt_min * src[i]) - 1
 
 
-def test_msc_dose_scales_with_the_simulated_fluid_volume(small):
-    m = build(small, "therapy.dose=1e8", "therapy.min_cells=0")
+def test_msc_dose_scales_with_the_synovial_area_and_adherence(small, monkeypatch):
+    """N = dose · adherence · A_patch / A_syn cells in the patch, as n = max(min_cells, round(N))
+    agents of weight N / n each (2D: A_patch = width · dx times dx)."""
+    calls = []
+
+    def spy(m):
+        msc = m.types_by_name["msc"]
+        original = type(msc).injected
+
+        def injected(ctx, ids, prelicensed, **kw):
+            calls.append(kw)
+            return original(msc, ctx, ids, prelicensed, **kw)
+
+        monkeypatch.setattr(msc, "injected", injected)
+        return m
+
+    m = spy(build(small, "therapy.dose=1e8", "therapy.min_cells=0", "therapy.adherence=0.4",
+                  "patient.synovial_area_cm2=120", "therapy.potency=2.5"))  # fmt: skip
     m.step()
-    fluid_ml = (m.tissue.compartment == FLUID).sum() * m.tissue.voxel_ml
-    assert m.cells["msc"].n == round(1e8 * fluid_ml / m.cfg.patient.sf_volume_ml)
-    few = build(small, "therapy.dose=1e3", "therapy.min_cells=7")
+    a_patch = 40 * 10 * 10 * 1e-8  # cm²: 40 voxels wide, a slab one voxel (10 µm) thick
+    N = 1e8 * 0.4 * a_patch / 120  # 13.33 cells
+    assert m.cells["msc"].n == round(N) == 13
+    assert calls[-1] == {"weight": pytest.approx(N / 13, rel=1e-12), "potency": 2.5,
+                         "inactivated": False}  # fmt: skip
+    few = spy(build(small, "therapy.dose=1e3", "therapy.min_cells=7", "therapy.inactivated=true"))
     few.step()
     assert few.cells["msc"].n == 7
+    assert calls[-1]["weight"] == pytest.approx(1e3 * 0.5 * a_patch / 150 / 7, rel=1e-12)
+    assert calls[-1]["inactivated"] is True
+    np.testing.assert_allclose(few.cells["msc"]["weight"], calls[-1]["weight"], rtol=1e-6)
+    none = build(small, "therapy.dose=1e8", "therapy.adherence=0")
+    none.step()
+    assert none.cells["msc"].n == 0 and none.flags.injected
+
+
+def test_msc_dose_in_3d_uses_width_times_depth():
+    from abm.config import msc_dose
+
+    cfg = abm.compose(["lattice=3d", "lattice.shape=[60,8,6]", "therapy.dose=1e9",
+                       "therapy.min_cells=0"])  # fmt: skip
+    n, N = msc_dose(cfg)
+    assert N == pytest.approx(1e9 * 0.5 * (8 * 6 * 100e-8) / 150, rel=1e-12)
+    assert n == round(N) == 160
 
 
 def test_depletion_removes_macrophages_and_blocks_recruitment(small):
@@ -129,7 +164,7 @@ def test_depletion_removes_macrophages_and_blocks_recruitment(small):
 
 def test_bad_state_stops_with_one_line(small):
     m = build(small)
-    m.u[FIELD_NAMES.index("TNF"), 40, 3] = np.nan
+    m.u[FIELD_NAMES.index("TNF"), 37, 3] = np.nan  # a fluid voxel (rows 35-39)
     with pytest.raises(SimulationError) as exc:
         m.step()
     msg = str(exc.value)
@@ -209,8 +244,9 @@ def test_field_substeps_take_k_transport_steps_of_dt_over_k_with_the_cells_sourc
     D, decay = m.tissue.transport(m.bio, dtype=str(m.dtype))
     by_hand = make_stepper(m.shape, m.tissue.dx_um, 2.0, D, decay, dtype=str(m.dtype))
     u = u0
-    for _ in range(5):
-        u = by_hand(u, source, uptake, at=at)
+    for _ in range(5):  # each sub-step: solver, vessel uptake, the well-mixed fluid
+        before = m.fluid.level(u)
+        u = m.fluid.mix(m.vessel_sink(by_hand(u, source, uptake, at=at)), 2.0, before)
     np.testing.assert_array_equal(m.u, u)
     one = make_stepper(m.shape, m.tissue.dx_um, 10.0, D, decay, dtype=str(m.dtype))
     assert not np.array_equal(one(u0, source, uptake, at=at), u)  # one 10-min step differs
