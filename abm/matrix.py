@@ -3,7 +3,13 @@ the cartilage voxels, healthy = 1.
 
 Aggrecan: synthesis in each living chondrocyte's territory (the cartilage voxels nearest to
 it), degradation by PROT; collagen II degraded only where AGG < threshold. Semi-implicit
-update, so both stay in [0, 1].
+update of dX/dt = s (1 - X) - k PROT X, X_new = (X + dt s) / (1 + dt (s + k PROT)), so both
+stay in [0, 1] at any dt. Slow rates (biology.matrix): in-vivo turnover for synthesis,
+explant GAG release under IL-1 for degradation (see the declarations).
+
+Data flow: tissue stage, after transport: the chondrocytes' synthesis drive and the PROT field
+-> AGG, COL2 -> ``degraded_last`` (read by the disease drive, abm/drive.py, in the same
+stage), the cartilage metrics and the snapshots.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ class Matrix:
         self.col2.reshape(-1)[self.cart_idx] = col20
         self._synth = xp.zeros(tissue.n_voxels, dtype=dtype)
         self.owner: Any = None
+        # AGG + COL2 removed by protease in the last update, mean over cartilage voxels
+        # (1 = one healthy voxel's worth; 0-d backend array, >= 0)
+        self.degraded_last: Any = xp.zeros((), dtype=dtype)
 
     def bind(self, model: Any) -> None:
         """Fix each cartilage voxel's chondrocyte (after the initial cells are placed)."""
@@ -75,23 +84,35 @@ class Matrix:
 
     def update(self, ctx: StepContext, model: Any) -> None:
         """One step: synthesis drive of the chondrocytes in their territories, degradation
-        by the model's PROT field."""
-        xp, m, dt = self.xp, ctx.bio.matrix, ctx.dt
+        by the model's PROT field (see :meth:`advance`)."""
         chondrocyte, pop = model.types_by_name[MAINTAINER], model.cells[MAINTAINER]
-        prot = model.u[model.fidx["PROT"]]
         self._synth.fill(0)
         if pop.n:
             self._synth[pop["voxel"]] = chondrocyte.synthesis(ctx, pop)
+        self.advance(ctx.bio.matrix, ctx.dt, model.u[model.fidx["PROT"]], self._synth)
+
+    def advance(self, m: Any, dt: float, prot: Any, synth: Any) -> None:
+        """One semi-implicit step of length ``dt`` (min) with parameters ``m``
+        (:class:`abm.params.MatrixParams`), the PROT field ``prot`` (*shape, ng/mL) and the
+        synthesis drive ``synth`` (n_voxels,) at each chondrocyte's voxel.
+
+        The protease removes dt·k·PROT·X_new of each field (the implicit degradation term:
+        X_new - X = dt·s·(1 - X_new) - dt·k·PROT·X_new); ``degraded_last`` is its mean over
+        the cartilage voxels, AGG and COL2 summed."""
+        xp = self.xp
         owner = self.owner
-        f = xp.where(owner >= 0, self._synth[xp.maximum(owner, 0)], 0.0)
+        f = xp.where(owner >= 0, synth[xp.maximum(owner, 0)], 0.0)
         prot = prot.reshape(-1)[self.cart_idx]
         agg = self.agg.reshape(-1)
         col = self.col2.reshape(-1)
         a = agg[self.cart_idx]
         s = m.agg_synthesis * f
-        a = (a + dt * s) / (1.0 + dt * (s + m.agg_degradation * prot))
+        ka = m.agg_degradation * prot
+        a = (a + dt * s) / (1.0 + dt * (s + ka))
         c = col[self.cart_idx]
         sc = m.col2_synthesis * f
-        c = (c + dt * sc) / (1.0 + dt * (sc + m.col2_degradation * prot * (a < m.agg_threshold)))
+        kc = m.col2_degradation * prot * (a < m.agg_threshold)
+        c = (c + dt * sc) / (1.0 + dt * (sc + kc))
         agg[self.cart_idx] = a.astype(self.dtype)
         col[self.cart_idx] = c.astype(self.dtype)
+        self.degraded_last = xp.mean(dt * (ka * a + kc * c)).astype(self.dtype)

@@ -5,7 +5,9 @@ Th1 ∝ H(IFNg) + H(IL1_eff) (IL-1b stands in for M1 contact), Th17 ∝ H(IL6) H
 H(TGFb) (1 + H(PGE2) + H(KYN)); effector proliferation × (1 - H(KYN)) (1 - H(PGE2))
 (1 - H(TGFb)) (IDO [S] Krampera 2006; PGE2 [S] Aggarwal & Pittenger 2005; TGF-b [S] Di Nicola
 2002), and needs inflammation: × H(IL1_eff). ``state`` holds that suppression factor
-(1 = unsuppressed).
+(1 = unsuppressed). IL-1β is sensed at receptor scale (table ``K``); T cells do not read the
+disease drive. Data flow: decide stage (sensed fields -> subsets, divisions, deaths), act
+stage (moves, secretion), recruitment at vessels.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ class Params:
     speed_um_min: float = param(5.0, "µm/min", "[R]", plausible=(1.0, 20.0))
     chemotaxis: float = param(1.0, "1", "assumed", plausible=(0.0, 10.0))
     secretion: Secretion = group(Secretion, SOURCE, "Th1: IFNg, TNF; Th17: IL17; Treg: IL10, TGFb")
+    K: dict[str, float] = table(
+        {"IL1b": 0.01}, "ng/mL",
+        "[R] receptor scale, lowest end (10 pg/mL; biology v2 review: 10-1000 pg/mL): IL-1β "
+        "stands in for M1 contact, so Th1/Th17 induction stays on at OA synovial levels",
+        doc="Hill constants of T-cell sensing (the field's K for the rest)")  # fmt: skip
     uptake: dict[str, float] = table({}, "1/min", "assumed")
 
 

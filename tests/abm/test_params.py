@@ -28,7 +28,7 @@ def error(*overrides: str) -> str:
 def test_a_value_of_the_wrong_type_names_key_type_unit_and_range():
     msg = error("biology.macrophage.activation_rate=abc")
     assert msg.startswith("biology.macrophage.activation_rate: expected a number >= 0")
-    assert "1/min" in msg and "plausible 0.0004 to 0.04" in msg and "'abc'" in msg
+    assert "1/min" in msg and "plausible 0.0008 to 0.08" in msg and "'abc'" in msg
 
 
 def test_out_of_bounds_values_stop_with_the_declared_range():

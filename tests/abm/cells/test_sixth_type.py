@@ -86,7 +86,8 @@ def test_a_sixth_type_runs_in_the_model_untouched(sixth, small):
     assert set(np.unique(comp[pop["voxel"]]).tolist()) == {4}  # sublining only
     voxels = m.cells.concat("voxel")
     assert np.unique(voxels).size == voxels.size  # exclusion holds across all six types
-    assert list(m.metrics.columns)[-3:] == ["neutrophil_total", "cartilage_agg", "cartilage_col2"]
+    assert list(m.metrics.columns)[-5:] == ["neutrophil_total", "cartilage_agg", "cartilage_col2",
+                                            "synovitis_score", "pain_index"]  # fmt: skip
     assert m.metrics["neutrophil_total"].iloc[-1] == pop.n
     snap = m.snapshot()["cells"]
     code = type_codes()

@@ -81,7 +81,7 @@ def test_missing_row_and_missing_file(design, tmp_path):
     ("biology.macrophage.activaton_rate", 0.1, "unknown config key; did you mean "
      "biology.macrophage.activation_rate"),
     ("biology.nothing.x", 0.1, "unknown config key"),
-    (RATE, "abc", "expected a number >= 0 (1/min; plausible 0.0004 to 0.04), got 'abc'"),
+    (RATE, "abc", "expected a number >= 0 (1/min; plausible 0.0008 to 0.08), got 'abc'"),
     (RATE, -0.5, "expected a number >= 0"),
     ("seed", 2.5, "seed: expected an integer, got 2.5"),
     ("therapy.min_cells", "many", "expected an integer"),

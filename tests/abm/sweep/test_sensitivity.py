@@ -30,8 +30,8 @@ MSC = "biology.msc.licensing_rate"  # read only by MSCs: no effect with therapy=
 # -------------------------------------------------------------------------- ranges
 def test_factors_from_declared_ranges_log_when_more_than_a_decade():
     rate, hill = sa.factors([RATE, HILL], {})
-    assert (rate.lo, rate.hi, rate.log) == (0.0004, 0.04, True)
-    assert rate.bounds == pytest.approx([np.log10(0.0004), np.log10(0.04)])
+    assert (rate.lo, rate.hi, rate.log) == (0.0008, 0.08, True)
+    assert rate.bounds == pytest.approx([np.log10(0.0008), np.log10(0.08)])
     assert (hill.lo, hill.hi, hill.log) == (1.0, 2.0, False)
     assert "log-uniform" in rate.describe() and "uniform" in hill.describe()
     (_, given) = sa.factors([RATE, HILL], {HILL: (1.0, 1.5)})
@@ -45,9 +45,9 @@ def test_log_uniform_values_stay_in_range_and_spread_evenly_in_log():
     x = sa.sample("prcc", fs, 400, seed=1)
     table = sa.design_table(fs, x)
     v = table[RATE].to_numpy()
-    assert v.min() >= 0.0004 and v.max() <= 0.04
-    assert np.median(v) == pytest.approx(0.004, rel=0.1)  # geometric middle, not 0.02
-    assert np.mean(v < 0.004) == pytest.approx(0.5, abs=0.02)  # LHS: exactly stratified
+    assert v.min() >= 0.0008 and v.max() <= 0.08
+    assert np.median(v) == pytest.approx(0.008, rel=0.1)  # geometric middle, not 0.04
+    assert np.mean(v < 0.008) == pytest.approx(0.5, abs=0.02)  # LHS: exactly stratified
     assert table[HILL].between(1, 2).all()
 
 
