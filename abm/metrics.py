@@ -3,7 +3,8 @@ is computed (observe stage of the data flow).
 
 Order (a contract): ``time_min``; ``<field>_fluid`` and ``<field>_synovium`` for every
 diffusing field (mean over the fluid rows, and over the lining + sublining rows); then each
-registered cell type's metrics in registry order; then the tissue's (cartilage matrix).
+registered cell type's metrics in registry order; then the tissue's (cartilage matrix); then
+the clinical readouts (:mod:`abm.readouts`).
 :func:`compute_row` evaluates every metric on the backend and brings the row to the host in
 one copy, together with the smallest and largest field value (the model's sanity check).
 """
@@ -52,7 +53,9 @@ def catalogue(types: list[Any], bio: Any) -> list[Metric]:
     out = [Metric("time_min", "min", "simulated time", None), *_field_metrics(bio)]
     for t in types:
         out += t.metrics()
-    return out + tissue_metrics()
+    from abm.readouts import readout_metrics  # lazy: abm.readouts imports Metric
+
+    return out + tissue_metrics() + readout_metrics()
 
 
 def compute_row(model: Any, metrics: list[Metric]) -> tuple[dict[str, float], float, float]:

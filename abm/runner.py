@@ -1,6 +1,7 @@
 """Runs from a config: a fresh model or one rebuilt from a checkpoint, its observers, the loop.
 
-Data flow: config -> :func:`prepare` (a fresh model, or one rebuilt from a checkpoint) ->
+Data flow: config -> :func:`prepare` (a fresh model, one branched from the cached untreated
+spin-up when ``sim.spinup_days > 0`` (:mod:`abm.spinup`), or one rebuilt from a checkpoint) ->
 :func:`abm.loop.run` (model.step() + observers on their schedules) -> files in the run folder
 -> :class:`abm.loop.RunStats`. :func:`simulate` is what ``abm-run`` calls.
 
@@ -204,8 +205,10 @@ def check_run_folder(run_dir: str | os.PathLike, resume_from: Path | None, label
 def _build(cfg: DictConfig, ckpt: Checkpoint | None, model_cls: Any) -> Start:
     if model_cls is None:
         from abm.model import JointModel as model_cls  # lazy: heavy import
-    if ckpt is None:
-        return Start(cfg, model_cls(cfg), None)
+    if ckpt is None:  # fresh: at time 0, or branched from the cached spin-up (abm.spinup)
+        from abm.spinup import start_model
+
+        return Start(cfg, start_model(cfg, model_cls), None)
     try:
         model = model_cls.from_state(cfg, ckpt.state)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
