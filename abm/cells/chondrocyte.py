@@ -35,7 +35,9 @@ class Draw(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Params:
-    catabolic_rate: float = param(0.005, "1/min", "calibrated; Fan 2005 [S]: dose-dependent",
+    catabolic_rate: float = param(0.001, "1/min", "calibrated: dose-dependent (Fan 2005 [S]); "
+                                  "v2: 0.005 -> 0.001 with the receptor-scale K, so that "
+                                  "untreated chronic OA loses ~10%/yr of aggrecan (docs/ODD.md 8)",
                                   doc="per unit of H(IL1_eff) + H(TNF)")  # fmt: skip
     recovery_rate: float = param(0.0005, "1/min", "assumed", doc="return of c toward 0")
     tgfb_recovery: float = param(0.001, "1/min", "assumed", doc="extra recovery per H(TGFb)")

@@ -76,9 +76,10 @@ class Params:
                             bounds=(1e-9, 1.0))  # fmt: skip
     death_rate: float = param(0.00007, "1/min", "assumed: balances resting turnover")
     secretion: dict[str, float] = table(
-        {"IL6": 0.35, "CCL2": 0.05, "PROT": 0.03, "PGE2": 10.0, "IL1b": 0.0003},
+        {"IL6": 0.35, "CCL2": 0.05, "PROT": 0.001, "PGE2": 10.0, "IL1b": 0.0003},
         "molecules/cell/s",
-        "calibrated",
+        "calibrated; PROT v2: 0.03 -> 0.001 so that the cartilage of untreated chronic OA "
+        "loses ~10%/yr of aggrecan at the explant-calibrated degradation rate (docs/ODD.md 8)",
         doc="at a = 1; ∝ max(a, basal_activity)",
     )
     uptake: dict[str, float] = table({}, "1/min", "assumed")
