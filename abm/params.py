@@ -260,9 +260,10 @@ class ReadoutParams:
         doc="sublining FLS density scoring 0 (stromal cellularity)",
     )
     stroma_per_point: float = param(
-        0.02,
+        0.04,
         "FLS/voxel",
-        "assumed: OA scenario (0.06) scores 1",
+        "assumed: untreated chronic OA (~0.11 sublining FLS/voxel after spin-up) scores ~1.75, "
+        "so the sum sits at the low-grade synovitis of OA (Krenn 2-4 [R]) with room both ways",
         plausible=(0.005, 0.1),
         bounds=(1e-9, math.inf),
         doc="rise of sublining FLS density per score point",
@@ -275,9 +276,10 @@ class ReadoutParams:
         doc="inflammatory infiltrate density scoring 0",
     )
     infiltrate_per_point: float = param(
-        0.02,
+        0.04,
         "cells/voxel",
-        "assumed: OA scenario (0.06 M1-leaning macrophages) scores ~3",
+        "assumed: untreated chronic OA (~0.075 pro-inflammatory macrophages + T cells per "
+        "synovium voxel after spin-up) scores ~1.8 (low-grade OA synovitis, Krenn 2-4 [R])",
         plausible=(0.005, 0.1),
         bounds=(1e-9, math.inf),
         doc="rise of (macrophages with p > 0 + T cells) per synovium voxel per score point",

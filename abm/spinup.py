@@ -119,7 +119,10 @@ def spinup_inputs(cfg: DictConfig) -> dict[str, Any]:
         "dt_min": float(cfg.sim.dt_min),
         "field_substeps": int(OmegaConf.select(cfg, "sim.field_substeps", default=1)),
         "backend": str(cfg.backend.name),
-        **{k: plain(k) for k in ("scenario", "patient", "biology", "lattice")},
+        **{k: plain(k) for k in ("scenario", "patient", "lattice")},
+        # no MSC exists before the branch, so their parameters cannot change the spin-up: arms
+        # that vary only biology.msc.* (half-life, secretion) share one entry
+        "biology": {k: v for k, v in plain("biology").items() if k != "msc"},
     }
 
 
@@ -190,13 +193,19 @@ def _compute(cfg: DictConfig, folder: Path, key: str, model_cls: Any) -> Path:
     """Run the spin-up of ``cfg`` into a temporary folder of ``folder``; returns it."""
     from abm.loop import run
     from abm.observers.checkpoint import write_checkpoint
+    from abm.observers.progress import ProgressObserver
 
     scfg = spinup_config(cfg)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=folder))
     try:
         t0 = time.perf_counter()
         model = model_cls(scfg)
-        stats = run(model, [], float(scfg.sim.days) * MIN_PER_DAY)
+        until = float(scfg.sim.days) * MIN_PER_DAY
+        log.info("spin-up: computing %g untreated days (%d steps of %g min) once; every arm with "
+                 "the same scenario, patient, biology, lattice and seed reuses it",
+                 float(scfg.sim.days), round(until / model.dt_min), model.dt_min)  # fmt: skip
+        bar = ProgressObserver(until, cfg.output.get("progress"), desc="spin-up")
+        stats = run(model, [bar], until)
         write_checkpoint(tmp / ENTRY_CHECKPOINT, model)
         model.metrics.to_csv(tmp / ENTRY_METRICS, index=False)
         info = {

@@ -21,6 +21,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _spinup_cache(tmp_path_factory):
+    """The spin-up cache of every test (and of the abm-run processes tests start) lives in a
+    temporary folder, never in the user's ~/.cache/oa-abm."""
+    import os
+
+    folder = tmp_path_factory.mktemp("spinup-cache")
+    old = os.environ.get("ABM_CACHE_DIR")
+    os.environ["ABM_CACHE_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("ABM_CACHE_DIR", None)
+    else:
+        os.environ["ABM_CACHE_DIR"] = old
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """Each backend in turn: numpy always, cupy only where a CUDA device answers."""
@@ -41,6 +57,7 @@ SMALL = [
     "lattice.fluid_um=50",
     "lattice.vessel_density=0.02",
     "sim.dt_min=10",
+    "sim.spinup_days=0",  # model tests start at time 0 (the spin-up has its own tests)
 ]
 
 

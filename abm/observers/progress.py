@@ -18,8 +18,10 @@ from abm.units import MIN_PER_DAY
 class ProgressObserver(Observer):
     name = "progress"
 
-    def __init__(self, until_min: float, enabled: bool | None = None) -> None:
+    def __init__(self, until_min: float, enabled: bool | None = None,
+                 desc: str = "abm-run") -> None:  # fmt: skip
         super().__init__(None)
+        self.desc = desc
         self.until_min = float(until_min)
         self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
         self.bar: tqdm | None = None
@@ -32,7 +34,7 @@ class ProgressObserver(Observer):
             total=round(self.until_min / MIN_PER_DAY, 3),
             initial=round(self._shown_min / MIN_PER_DAY, 3),
             unit="day",
-            desc="abm-run",
+            desc=self.desc,
             disable=not self.enabled,
             bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} days [{elapsed}<{remaining}]",
         )

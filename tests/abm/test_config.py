@@ -86,6 +86,9 @@ def one_line_error(overrides):
         (["sim.days=1e4", "sim.dt_min=0.5"], "sim.dt_min", "28,800,000 steps"),
         (["sim.days=1e9"], "sim.days", "steps"),
         (["sim.days=0.0001"], "sim.days", "0 steps"),
+        (["sim.dt_min=0.01", "sim.days=1"], "sim.spinup_days", "8,640,000 steps"),
+        (["sim.spinup_days=-1"], "sim.spinup_days", ">= 0"),
+        (["sim.spinup_days=inf"], "sim.spinup_days", "finite"),
         (["therapy.day=inf"], "therapy.day", "therapy=none"),
         (["perturb.deplete_day=inf"], "perturb.deplete_day", "deplete_macrophages=false"),
         (["patient.sf_volume_ml=inf"], "patient.sf_volume_ml", "finite"),
@@ -111,7 +114,7 @@ def test_a_wrong_type_still_names_key_type_and_value():
     [
         [f"seed={2**64 - 1}"],
         ["sim.dt_min=60", "sim.days=7"],
-        ["sim.dt_min=0.01", "sim.days=1"],
+        ["sim.dt_min=0.01", "sim.days=1", "sim.spinup_days=0"],
         ["sim.days=0.001"],  # 1.44 min: one step of 2 min
         [f"sim.days={MAX_STEPS * 2 / 1440}"],
         ["therapy.dose=1.5e9"],  # one MSC agent per fluid voxel (the default lattice)

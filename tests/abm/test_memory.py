@@ -44,8 +44,10 @@ def peak_rss_bytes(overrides: list[str], run_dir) -> int:
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["lattice.shape=[512,512]"],  # 2D: the solver's build is the peak
-        pytest.param(["lattice=3d", "lattice.shape=[128,64,64]"], marks=pytest.mark.slow),
+        ["lattice.shape=[512,512]", "sim.spinup_days=0"],  # 2D: the solver's build is the peak
+        pytest.param(
+            ["lattice=3d", "lattice.shape=[128,64,64]", "sim.spinup_days=0"], marks=pytest.mark.slow
+        ),
     ],
 )
 def test_the_estimate_bounds_the_measured_peak(overrides, tmp_path):

@@ -16,10 +16,11 @@ P = default_biology().readouts
 
 
 def test_subscores_by_hand():
-    # 4.5 layers: 4.5 - 2 = 2.5; FLS 0.07/voxel: (0.07 - 0.04) / 0.02 = 1.5;
-    # infiltrate 0.1/voxel: (0.1 - 0.002) / 0.02 = 4.9 -> clipped to 3
+    # 4.5 layers: 4.5 - 2 = 2.5; FLS 0.07/voxel: (0.07 - 0.04) / 0.04 = 0.75;
+    # infiltrate 0.1/voxel: (0.1 - 0.002) / 0.04 = 2.45; 0.2/voxel: 4.95 -> clipped to 3
     parts = [float(x) for x in subscores(np, 4.5, 0.07, 0.1, P)]
-    assert parts == pytest.approx([2.5, 1.5, 3.0], abs=1e-12)
+    assert parts == pytest.approx([2.5, 0.75, 2.45], abs=1e-12)
+    assert float(subscores(np, 4.5, 0.07, 0.2, P)[2]) == 3.0
     # a healthy synovium scores 0 everywhere (nothing below 0)
     assert [float(x) for x in subscores(np, 1.0, 0.01, 0.0, P)] == [0.0, 0.0, 0.0]
 
@@ -84,10 +85,10 @@ def test_readouts_of_a_model_set_by_hand(model):
     u[m.fidx["TNF"], lin0:] = 1e6  # the synovium's fields do not count
     # by hand: layers = 4 -> lining = 4 - 2 = 2
     # FLS in the sublining rows: 40 (lining layer part) + 56 = 96 of 32 * 40 voxels: 0.075/voxel
-    stroma = (0.075 - 0.04) / 0.02  # 1.75
+    stroma = (0.075 - 0.04) / 0.04  # 0.875
     # infiltrate: 30 macrophages with p > 0 + 10 T cells over 35 * 40 synovium voxels
     rho_inf = 40 / (35 * 40)
-    infiltrate = (rho_inf - 0.002) / 0.02  # 1.3286
+    infiltrate = (rho_inf - 0.002) / 0.04  # 0.6643
     parts = [float(x) for x in synovitis_parts(m)]
     assert parts == pytest.approx([2.0, stroma, infiltrate], rel=1e-6)
     score = 2.0 + stroma + infiltrate

@@ -26,7 +26,9 @@ def test_oa_loses_aggrecan_over_weeks_before_collagen(small):
     df = final(small, 21, "scenario=oa", "therapy=none")
     agg = df["cartilage_agg"].to_numpy()
     week = len(df) // 3
-    assert agg[week] < 0.995 and agg[-1] < agg[week] < agg[0]  # slow matrix (biology v2)
+    assert agg[-1] < agg[week] < agg[0]  # slow matrix (biology v2: ~10% a year)
+    healthy = final(small, 21, "scenario=healthy", "therapy=none")["cartilage_agg"].to_numpy()
+    assert 1.0 - agg[-1] > 2.0 * (1.0 - healthy[-1])  # OA loses it faster than a healthy joint
     # C7: aggrecan goes first; collagen II only where aggrecan is nearly gone
     col2 = df["cartilage_col2"].to_numpy()
     assert col2[week] > 0.99

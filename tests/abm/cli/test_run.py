@@ -27,7 +27,7 @@ from abm.units import MIN_PER_DAY
 from tests.abm.fake_model import FakeModel, fake_config
 from tests.conftest import SMALL as SMALL_CONFTEST
 
-SMALL = ["lattice.shape=[60,40]", "lattice.dx_um=25"]
+SMALL = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.spinup_days=0"]
 
 
 def abm_run(*args, timeout=180):

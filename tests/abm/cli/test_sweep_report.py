@@ -177,7 +177,13 @@ def test_bad_options_are_one_line(tmp_path, capsys, args, words):
     assert not (sweep / "sweep_final.csv").exists()
 
 
-TINY = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.days=0.05", "output.summary_png=false"]
+TINY = [
+    "lattice.shape=[60,40]",
+    "lattice.dx_um=25",
+    "sim.days=0.05",
+    "output.summary_png=false",
+    "sim.spinup_days=0",
+]
 
 
 def test_real_two_job_sweep(tmp_path, capsys):

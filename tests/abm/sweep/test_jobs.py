@@ -37,7 +37,13 @@ from abm.sweep.status import (
     write_status,
 )
 
-SMALL = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.days=0.025", "output.summary_png=false"]
+SMALL = [
+    "lattice.shape=[60,40]",
+    "lattice.dx_um=25",
+    "sim.days=0.025",
+    "output.summary_png=false",
+    "sim.spinup_days=0",
+]
 
 # JointModel.step of seed S fails at step N: ABM_TEST_FAIL="S:N:raise" (RuntimeError) or
 # "S:N:kill" (SIGKILL of its own process: a node lost, the OOM killer).
@@ -305,7 +311,7 @@ def test_folder_of_a_different_complete_job_is_refused_and_left_alone(tmp_path):
 
 def test_sigterm_stops_the_sweep_and_the_same_command_continues_it(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [*SMALL[:2], "sim.days=0.2", "output.summary_png=false", "seed=0",
+    args = [*SMALL[:2], "sim.spinup_days=0", "sim.days=0.2", "output.summary_png=false", "seed=0",
             "output.snapshot_every_min=10", "output.checkpoint_every_min=20",
             f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=job"]  # fmt: skip
     env = {**os.environ, "MPLBACKEND": "Agg"}

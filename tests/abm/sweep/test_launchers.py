@@ -27,7 +27,13 @@ from abm.replay import load_run
 from abm.runner import simulate
 from abm.sweep.status import read_status
 
-SMALL = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.days=0.025", "output.summary_png=false"]
+SMALL = [
+    "lattice.shape=[60,40]",
+    "lattice.dx_um=25",
+    "sim.days=0.025",
+    "output.summary_png=false",
+    "sim.spinup_days=0",
+]
 NEW_EXPERIMENTS = ("dose_response", "knockout_panel", "injection_timing", "comparators", "seeds")
 
 
@@ -105,7 +111,7 @@ def test_slurm_config_asks_for_a_gpu_only_with_cupy(backend, gpus):
 
 
 def test_slurm_sweep_is_checked_without_this_machines_gpu():
-    jobs = ["backend=cupy", "seed=0,1", *SMALL[:2]]
+    jobs = ["backend=cupy", "seed=0,1", *SMALL[:2], "sim.spinup_days=0"]
     _precheck_sweep([*jobs, "hydra/launcher=slurm"])  # the nodes have the GPUs: no refusal here
     if cuda_device_count() == 0:
         with pytest.raises(SystemExit) as exc:
@@ -192,8 +198,8 @@ def test_knockout_panel_sweeps_lists_and_comparators_sweep_arms():
 
 def test_dose_response_experiment_runs_with_a_smaller_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    res = abm_run("-m", "+experiment=dose_response", *SMALL[:2], "sim.days=0.02",
-                  "output.summary_png=false", "therapy.dose=1e6,1e7", "seed=0",
+    res = abm_run("-m", "+experiment=dose_response", *SMALL[:2], "sim.spinup_days=0",
+                  "sim.days=0.02", "output.summary_png=false", "therapy.dose=1e6,1e7", "seed=0",
                   f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert res.returncode == 0, res.stderr
     jobs = ["therapy.dose=1000000.0", "therapy.dose=10000000.0"]

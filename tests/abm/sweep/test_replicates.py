@@ -15,7 +15,7 @@ from abm.cli.replicates import main
 from abm.sweep import replicates as rep
 from abm.validation.equivalence import vargha_delaney_a
 
-TINY = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.days=0.05",
+TINY = ["lattice.shape=[60,40]", "lattice.dx_um=25", "sim.days=0.05", "sim.spinup_days=0",
         "output.summary_png=false", "output.xdmf=false"]  # fmt: skip
 
 

@@ -20,8 +20,8 @@ from abm.sweep.design import read_design
 from abm.sweep.status import write_status
 
 TINY = ["lattice.shape=[60,40]", "lattice.dx_um=25", "output.summary_png=false",
-        "output.xdmf=false"]  # fmt: skip
-RATE = "biology.macrophage.activation_rate"  # 0.0004-0.04 declared: log-uniform
+        "sim.spinup_days=0", "output.xdmf=false"]  # fmt: skip
+RATE = "biology.macrophage.activation_rate"  # 0.0008-0.08 declared: log-uniform
 DECAY = "biology.fields.IL1b.decay"  # 0.002-0.2 declared: log-uniform
 HILL = "biology.hill_n"  # 1-2 declared: uniform
 MSC = "biology.msc.licensing_rate"  # read only by MSCs: no effect with therapy=none

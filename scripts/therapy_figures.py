@@ -1,0 +1,307 @@
+"""Figures and tables of the biology-v2 therapy experiments (report stage: sweep folders ->
+docs/figures/v2/).
+
+    python scripts/therapy_figures.py course   multirun/therapy_course   --out docs/figures/v2
+    python scripts/therapy_figures.py halflife multirun/benefit_halflife --out docs/figures/v2 \
+        --control multirun/therapy_course
+    python scripts/therapy_figures.py baseline multirun/therapy_course multirun/healthy_baseline \
+        --out docs/figures/v2
+
+``course``: readouts over 180 days per dose (median and 10-90% band over seeds) and the benefit
+at day 90 as a paired difference (each treated seed against the same seed untreated: the arms
+of one seed branch from one spin-up), mean with a 95% Student-t interval over seeds.
+``halflife``: the benefit (untreated minus treated, paired by seed) over time for each MSC
+half-life with and without the efferocytosis memory, and the benefit half-life: days from the
+peak of the seed-mean benefit until it first falls below half of that peak.
+``baseline``: the untreated joint at the end of the spin-up (the cached checkpoints of the
+sweep's seeds): distributions of macrophage polarisation p and FLS activation a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from abm.sweep.collect import collect_jobs, load_metrics
+
+DAY = 1440.0
+COURSE = [  # (metric, label, log scale)
+    ("il1b_fluid", "SF IL-1β (ng/mL)", True),
+    ("tnf_fluid", "SF TNF (ng/mL)", True),
+    ("il6_fluid", "SF IL-6 (ng/mL)", True),
+    ("pge2_fluid", "SF PGE2 (ng/mL)", True),
+    ("pain_index", "pain index (0-100)", False),
+    ("synovitis_score", "synovitis score (0-9)", False),
+    ("macrophage_p_mean", "mean macrophage polarisation p", False),
+    ("cartilage_agg", "aggrecan (healthy = 1)", False),
+    ("msc_alive", "MSC agents alive", False),
+]
+BENEFIT = ["il1b_fluid", "tnf_fluid", "il6_fluid", "pge2_fluid", "pain_index",
+           "synovitis_score", "macrophage_p_mean", "fls_activation_mean",
+           "cartilage_agg"]  # fmt: skip
+
+
+def daily(job_path: Path) -> pd.DataFrame:
+    """Daily means of a job's metrics (day d = the mean over (d-1, d])."""
+    m = load_metrics(job_path)
+    if m is None:
+        raise SystemExit(f"{job_path}: no metrics.csv")
+    day = np.ceil(m["time_min"] / DAY).astype(int)
+    return m.groupby(day).mean(numeric_only=True)
+
+
+def complete(sweep: Path) -> pd.DataFrame:
+    jobs = collect_jobs(sweep)
+    done = jobs[jobs["status"] == "complete"]
+    if done.empty:
+        raise SystemExit(f"{sweep}: no complete job")
+    return done
+
+
+def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def course(sweep: Path, out: Path) -> None:
+    jobs = complete(sweep)
+    series = {(float(r["therapy.dose"]), int(r["seed"])): daily(Path(r["path"]))
+              for _, r in jobs.iterrows()}  # fmt: skip
+    doses = sorted({d for d, _ in series})
+    colors = dict(zip(doses, ["black", "tab:blue", "tab:orange", "tab:red", "tab:green"],
+                      strict=False))  # fmt: skip
+    fig, axes = plt.subplots(3, 3, figsize=(14, 11), sharex=True)
+    for ax, (metric, label, log) in zip(axes.ravel(), COURSE, strict=True):
+        for d in doses:
+            runs = [s[metric] for (dd, _), s in series.items() if dd == d and metric in s]
+            if not runs:
+                continue
+            table = pd.concat(runs, axis=1)
+            t = table.index.to_numpy()
+            lo, med, hi = (table.quantile(q, axis=1).to_numpy() for q in (0.1, 0.5, 0.9))
+            name = "untreated" if d == 0 else f"{d:.0e} MSCs"
+            ax.plot(t, med, color=colors[d], label=f"{name} (n={table.shape[1]})")
+            ax.fill_between(t, lo, hi, color=colors[d], alpha=0.15, lw=0)
+        ax.set_title(label, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        ax.axvline(1, color="grey", lw=0.5, ls=":")
+    for ax in axes[-1]:
+        ax.set_xlabel("day after the end of the 60-day spin-up (injection at day 1)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Chronic OA treated with MSCs: median and 10-90% band over seeds", fontsize=12)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "therapy_course.png", dpi=110)
+    plt.close(fig)
+
+    rows = []
+    seeds = sorted({s for _, s in series})
+    for day in (30, 90, 180):
+        for d in doses:
+            if d == 0:
+                continue
+            for metric in BENEFIT:
+                diffs, base = [], []
+                for s in seeds:
+                    a, b = series.get((0.0, s)), series.get((d, s))
+                    if a is None or b is None or day not in a.index or day not in b.index:
+                        continue
+                    base.append(float(a.loc[day, metric]))
+                    diffs.append(float(b.loc[day, metric]) - float(a.loc[day, metric]))
+                if not diffs:
+                    continue
+                mean, lo, hi = t_interval(np.array(diffs))
+                ref = float(np.mean(base))
+                rows.append({"day": day, "dose": d, "metric": metric, "n_seeds": len(diffs),
+                             "untreated_mean": ref, "treated_minus_untreated": mean,
+                             "ci95_lo": lo, "ci95_hi": hi,
+                             "relative_pct": 100 * mean / ref if ref else float("nan"),
+                             "sd_of_difference": float(np.std(diffs, ddof=1))
+                             if len(diffs) > 1 else float("nan")})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "therapy_benefit.csv", index=False)
+    # stationarity of the untreated arm: day 1-10 mean against day 81-90 and 171-180
+    drift = []
+    for metric in ("il1b_fluid", "tnf_fluid", "il6_fluid", "pge2_fluid", "ccl2_fluid",
+                   "macrophage_p_mean", "fls_activation_mean", "pain_index"):  # fmt: skip
+        for s in seeds:
+            a = series.get((0.0, s))
+            if a is None:
+                continue
+            first = a.loc[1:10, metric].mean()
+            for lo_d, hi_d in ((81, 90), (171, 180)):
+                if a.index.max() >= hi_d:
+                    drift.append({"metric": metric, "seed": s, "window": f"{lo_d}-{hi_d}",
+                                  "change_pct": 100 * (a.loc[lo_d:hi_d, metric].mean() - first)
+                                  / abs(first)})  # fmt: skip
+    d = pd.DataFrame(drift)
+    if not d.empty:
+        summary = d.groupby(["metric", "window"])["change_pct"].agg(
+            ["mean", "min", "max", "count"]).reset_index()  # fmt: skip
+        summary.to_csv(out / "untreated_drift.csv", index=False)
+    print(f"wrote {out / 'therapy_course.png'}, therapy_benefit.csv, untreated_drift.csv")
+
+
+def halflife(sweep: Path, out: Path, control: Path) -> None:
+    jobs = complete(sweep)
+    ctrl = complete(control)
+    ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
+    base = {int(r["seed"]): daily(Path(r["path"])) for _, r in ctrl.iterrows()}
+    arms: dict[tuple[str, float], list[pd.DataFrame]] = {}
+    for _, r in jobs.iterrows():
+        seed = int(r["seed"])
+        if seed not in base:
+            continue
+        a = daily(Path(r["path"]))
+        b = base[seed].loc[a.index.intersection(base[seed].index)]
+        arms.setdefault((str(r["arm"]), float(r["biology.msc.half_life_days"])), []).append(
+            b[BENEFIT] - a.loc[b.index, BENEFIT]
+        )
+    if not arms:
+        raise SystemExit(f"{sweep}: no job pairs with an untreated job of {control}")
+    metrics = [("tnf_fluid", "SF TNF reduction (ng/mL)"), ("il1b_fluid", "SF IL-1β reduction"),
+               ("macrophage_p_mean", "macrophage p reduction"),
+               ("fls_activation_mean", "FLS activation reduction")]  # fmt: skip
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    rows = []
+    hl_colors = {3.0: "tab:blue", 11.0: "tab:orange", 30.0: "tab:red"}
+    for ax, (metric, label) in zip(axes.ravel()[:4], metrics, strict=True):
+        for (arm, hl), diffs in sorted(arms.items()):
+            table = pd.concat([d_[metric] for d_ in diffs], axis=1)
+            mean = table.mean(axis=1)
+            ls = "-" if arm == "msc_memory" else "--"
+            ax.plot(
+                mean.index,
+                mean.to_numpy(),
+                ls=ls,
+                color=hl_colors.get(hl, "grey"),
+                label=f"t½ {hl:g} d, {'memory' if arm == 'msc_memory' else 'no memory'}",
+            )
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("day")
+    axes[0, 0].legend(fontsize=7)
+    for (arm, hl), diffs in sorted(arms.items()):
+        for metric, _ in metrics:
+            table = pd.concat([d_[metric] for d_ in diffs], axis=1)
+            mean = table.mean(axis=1).rolling(7, center=True, min_periods=1).mean()
+            peak_day = int(mean.idxmax())
+            peak = float(mean.max())
+            after = mean.loc[peak_day:]
+            below = after[after < 0.5 * peak]
+            half = float(below.index[0] - peak_day) if peak > 0 and len(below) else float("nan")
+            rows.append({"arm": arm, "msc_half_life_days": hl, "metric": metric,
+                         "n_seeds": table.shape[1], "peak_benefit": peak, "peak_day": peak_day,
+                         "benefit_half_life_days": half,
+                         "censored": bool(peak > 0 and not len(below))})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "benefit_halflife.csv", index=False)
+    for ax, metric in zip(axes.ravel()[4:], ("tnf_fluid", "macrophage_p_mean"), strict=True):
+        for arm, marker in (("msc_memory", "o"), ("msc_no_memory", "s")):
+            t = table[(table["arm"] == arm) & (table["metric"] == metric)]
+            ax.plot(t["msc_half_life_days"], t["benefit_half_life_days"], marker=marker,
+                    label="with efferocytosis memory" if arm == "msc_memory" else
+                    "efferocytosis knocked out")  # fmt: skip
+        lim = [0, 35]
+        ax.plot(lim, lim, color="grey", lw=0.5, ls=":", label="benefit t½ = MSC t½")
+        ax.set_xlabel("MSC half-life (days)")
+        ax.set_ylabel("benefit half-life (days)")
+        ax.set_title(f"benefit half-life: {metric}", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle("Benefit (untreated minus treated, same seed) after 1e8 MSCs: seed means",
+                 fontsize=12)  # fmt: skip
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "benefit_halflife.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {out / 'benefit_halflife.png'}, benefit_halflife.csv")
+
+
+def baseline(sweeps: list[Path], out: Path) -> None:
+    """Distributions at the end of the spin-up, from the cache entries the jobs branched from."""
+    from omegaconf import OmegaConf
+
+    from abm.observers.checkpoint import read_checkpoint
+    from abm.spinup import cache_dir, spinup_key
+
+    entries = {}
+    for sweep in sweeps:
+        for _, r in complete(sweep).iterrows():
+            cfg = OmegaConf.load(Path(r["path"]) / ".hydra" / "config.yaml")
+            entry = cache_dir() / spinup_key(cfg)
+            if not (entry / "checkpoint.h5").is_file():
+                raise SystemExit(f"{r['path']}: its spin-up {entry} is not in the cache")
+            entries[entry] = str(cfg.scenario.name)
+    entries = [(scen, entry) for entry, scen in entries.items()]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    by = {}
+    for scen, entry in entries:
+        state = read_checkpoint(entry / "checkpoint.h5").state
+        by.setdefault(scen, {"p": [], "a": [], "n": 0})
+        by[scen]["p"].append(np.asarray(state["cells/macrophage/state"]))
+        by[scen]["a"].append(np.asarray(state["cells/fls/state"]))
+        by[scen]["n"] += 1
+    rows = []
+    for scen, d in sorted(by.items()):
+        p, a = np.concatenate(d["p"]), np.concatenate(d["a"])
+        axes[0].hist(p, bins=np.linspace(-1, 1, 41), alpha=0.5, density=True,
+                     label=f"{scen} ({d['n']} seeds, {p.size} cells)")  # fmt: skip
+        axes[1].hist(a, bins=np.linspace(0, 1, 41), alpha=0.5, density=True,
+                     label=f"{scen} ({d['n']} seeds, {a.size} cells)")  # fmt: skip
+        rows.append({"scenario": scen, "seeds": d["n"], "macrophages": p.size,
+                     "p_mean": p.mean(), "p_q10": np.quantile(p, 0.1),
+                     "p_q90": np.quantile(p, 0.9), "M1_frac": np.mean(p > 0.3),
+                     "M2_frac": np.mean(p < -0.3), "fls": a.size, "a_mean": a.mean(),
+                     "a_q10": np.quantile(a, 0.1), "a_q90": np.quantile(a, 0.9)})  # fmt: skip
+    axes[0].set_xlabel("macrophage polarisation p (M1 > 0.3, M2 < -0.3)")
+    axes[1].set_xlabel("FLS activation a")
+    for ax in axes[:2]:
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    t = pd.DataFrame(rows)
+    axes[2].axis("off")
+    axes[2].table(cellText=t[["scenario", "p_mean", "M1_frac", "M2_frac", "a_mean"]].round(3)
+                  .to_numpy(), colLabels=["scenario", "mean p", "M1", "M2", "mean a"],
+                  loc="center")  # fmt: skip
+    fig.suptitle("Untreated joint at the end of the 60-day spin-up", fontsize=12)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "baseline_dashboard.png", dpi=110)
+    t.to_csv(out / "baseline_distributions.csv", index=False)
+    plt.close(fig)
+    print(f"wrote {out / 'baseline_dashboard.png'}, baseline_distributions.csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["course", "halflife", "baseline"])
+    ap.add_argument("sweep", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, default=Path("docs/figures/v2"))
+    ap.add_argument("--control", type=Path, help="halflife: the sweep holding dose-0 jobs")
+    a = ap.parse_args(argv)
+    if a.what == "course":
+        course(a.sweep[0], a.out)
+    elif a.what == "halflife":
+        halflife(a.sweep[0], a.out, a.control or a.sweep[0])
+    else:
+        baseline(a.sweep, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
