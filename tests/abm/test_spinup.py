@@ -15,8 +15,8 @@ import pytest
 from abm import spinup
 from abm.config import compose
 from abm.observers.checkpoint import read_checkpoint
-from abm.replay import load_run
 from abm.runner import simulate
+from tests.abm.observers.test_checkpoint import _assert_same_run
 from tests.conftest import SMALL
 
 DT = 10.0  # SMALL: sim.dt_min=10
@@ -122,18 +122,6 @@ def test_branched_run_equals_a_continuous_run(cache):
     assert first == 150.0 and m["msc_alive"].iloc[0] == 0
 
 
-def _same_run(a, b):
-    with load_run(a) as ra, load_run(b) as rb:
-        np.testing.assert_array_equal(ra.time_min, rb.time_min)
-        pd.testing.assert_frame_equal(ra.metrics, rb.metrics, check_exact=True)
-        for k in range(ra.n_frames):
-            for name in ra.field_names:
-                np.testing.assert_array_equal(ra.field(name, k), rb.field(name, k))
-            pd.testing.assert_frame_equal(ra.cells(k), rb.cells(k))
-    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv"),
-                                  check_exact=True)  # fmt: skip
-
-
 def test_resume_of_a_branched_run_is_bit_identical(cache, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="abm.spinup")
     out = ["output.snapshot_every_min=60", "output.checkpoint_every_min=60"]
@@ -142,7 +130,7 @@ def test_resume_of_a_branched_run_is_bit_identical(cache, tmp_path, caplog):
     simulate(_cfg(*out, days=0.125), part)
     resume = [f"resume={part / 'run.h5'}", "sim.days=0.25"]
     simulate(_cfg(*out, *resume), part, resume)
-    _same_run(whole, part)
+    _assert_same_run(whole, part)
     csv = pd.read_csv(whole / "metrics.csv")
     assert csv["time_min"].iloc[0] == 0.0 and csv["time_min"].iloc[-1] == 360.0
     assert read_checkpoint(part / "checkpoint.h5").state["step0"] == 36

@@ -26,14 +26,8 @@ from abm.lock import LOCK_FILE
 from abm.replay import load_run
 from abm.runner import simulate
 from abm.sweep.status import read_status
+from tests.abm.sweep.test_jobs import SMALL
 
-SMALL = [
-    "lattice.shape=[60,40]",
-    "lattice.dx_um=25",
-    "sim.days=0.025",
-    "output.summary_png=false",
-    "sim.spinup_days=0",
-]
 NEW_EXPERIMENTS = ("dose_response", "knockout_panel", "injection_timing", "comparators", "seeds")
 
 
