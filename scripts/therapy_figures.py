@@ -6,6 +6,8 @@ docs/figures/v2/).
         --control multirun/therapy_course
     python scripts/therapy_figures.py baseline multirun/therapy_course multirun/healthy_baseline \
         --out docs/figures/v2
+    python scripts/therapy_figures.py targets multirun/therapy_course multirun/healthy_baseline \
+        --out docs/figures/v2
 
 ``course``: readouts over 180 days per dose (median and 10-90% band over seeds) and the benefit
 at day 90 as a paired difference (each treated seed against the same seed untreated: the arms
@@ -15,6 +17,10 @@ half-life with and without the efferocytosis memory, and the benefit half-life: 
 peak of the seed-mean benefit until it first falls below half of that peak.
 ``baseline``: the untreated joint at the end of the spin-up (the cached checkpoints of the
 sweep's seeds): distributions of macrophage polarisation p and FLS activation a.
+``paired``: any sweep against the untreated jobs of ``--control`` (the IL-1Ra bolus, the
+inactivated MSCs), paired by seed, at days 2, 7, 30 and 90.
+``targets``: the corrected C1 (OA levels on a log scale from two cohorts; healthy TNF and
+IL-1β censored below detection; IL-6 OA/healthy ratio) on the untreated arms.
 """
 
 from __future__ import annotations
@@ -275,9 +281,14 @@ def baseline(sweeps: list[Path], out: Path) -> None:
         ax.legend(fontsize=8)
     t = pd.DataFrame(rows)
     axes[2].axis("off")
-    axes[2].table(cellText=t[["scenario", "p_mean", "M1_frac", "M2_frac", "a_mean"]].round(3)
-                  .to_numpy(), colLabels=["scenario", "mean p", "M1", "M2", "mean a"],
-                  loc="center")  # fmt: skip
+    lines = [f"{r.scenario} ({r.seeds} seeds)\n  macrophages: mean p {r.p_mean:+.3f}, "
+             f"10-90% {r.p_q10:+.2f} to {r.p_q90:+.2f}\n  M1 {r.M1_frac:.0%}, "
+             f"M2 {r.M2_frac:.0%}, M0 {1 - r.M1_frac - r.M2_frac:.0%}\n"
+             f"  FLS: mean a {r.a_mean:.2f}, 10-90% {r.a_q10:.2f} to {r.a_q90:.2f}"
+             for r in t.itertuples()]  # fmt: skip
+    axes[2].text(0.0, 0.95, "\n\n".join(lines), va="top", fontsize=10, family="monospace")
+    for x in (-0.3, 0.3):
+        axes[0].axvline(x, color="grey", lw=0.6, ls=":")
     fig.suptitle("Untreated joint at the end of the 60-day spin-up", fontsize=12)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
@@ -287,9 +298,104 @@ def baseline(sweeps: list[Path], out: Path) -> None:
     print(f"wrote {out / 'baseline_dashboard.png'}, baseline_distributions.csv")
 
 
+def paired(sweep: Path, control: Path, out: Path, name: str) -> None:
+    """Every complete job of ``sweep`` against the untreated job (dose 0) of the same seed in
+    ``control``: treated minus untreated at days 2, 7, 30 and 90, mean and 95% t-interval."""
+    ctrl = complete(control)
+    ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
+    base = {int(r["seed"]): daily(Path(r["path"])) for _, r in ctrl.iterrows()}
+    runs = {int(r["seed"]): daily(Path(r["path"])) for _, r in complete(sweep).iterrows()}
+    rows = []
+    for day in (2, 7, 30, 90):
+        for metric in BENEFIT:
+            diffs, ref = [], []
+            for seed, a in runs.items():
+                b = base.get(seed)
+                if b is None or day not in a.index or day not in b.index:
+                    continue
+                diffs.append(float(a.loc[day, metric]) - float(b.loc[day, metric]))
+                ref.append(float(b.loc[day, metric]))
+            if not diffs:
+                continue
+            mean, lo, hi = t_interval(np.array(diffs))
+            rows.append({"arm": name, "day": day, "metric": metric, "n_seeds": len(diffs),
+                         "untreated_mean": float(np.mean(ref)), "treated_minus_untreated": mean,
+                         "ci95_lo": lo, "ci95_hi": hi,
+                         "relative_pct": 100 * mean / float(np.mean(ref))
+                         if np.mean(ref) else float("nan")})  # fmt: skip
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"paired_{name}.csv", index=False)
+    print(table.round(5).to_string())
+
+
+# Corrected C1 (biology v2): OA synovial-fluid medians of two cohorts (pg/mL; Sohn 2012, Westacott
+# 1990), accepted within 0.5 log10 of the range they span; the healthy joint's TNF and IL-1β
+# below a detection limit (censored), its IL-6 3-100-fold below OA.
+OA_SF = {"il6_fluid": (975.0, 975.0), "il1b_fluid": (1.14, 28.0), "tnf_fluid": (2.92, 50.0),
+         "ccl2_fluid": (108.0, 108.0)}  # fmt: skip
+DETECTION_PG_ML = 1.0  # [R] multiplex/ELISA lower limits of TNF and IL-1β, ~0.1-3 pg/mL
+RATIO_IL6 = (3.0, 100.0)
+
+
+def targets(oa_sweep: Path, healthy_sweep: Path, out: Path) -> None:
+    """C1 corrected, on the untreated arms: OA = therapy_course dose 0 (days 1-30 after the
+    spin-up), healthy = the healthy spin-ups (day 1)."""
+    oa = complete(oa_sweep)
+    oa = oa[oa["therapy.dose"].astype(float) == 0.0]
+    oa_runs = [daily(Path(r["path"])).loc[1:30].mean() for _, r in oa.iterrows()]
+    healthy = [daily(Path(r["path"])).iloc[-1] for _, r in complete(healthy_sweep).iterrows()]
+    rows = []
+    for metric, (lo, hi) in OA_SF.items():
+        vals = np.array([1e3 * r[metric] for r in oa_runs])
+        band = (lo / 10**0.5, hi * 10**0.5)
+        med = float(np.median(vals))
+        rows.append({"target": "C1 OA level", "metric": metric, "n_seeds": vals.size,
+                     "model_pg_ml_median": med, "model_min": vals.min(), "model_max": vals.max(),
+                     "expected": f"{band[0]:.3g}-{band[1]:.3g} pg/mL (cohort medians {lo:g}"
+                     f"{'' if hi == lo else f'-{hi:g}'} ± 0.5 log10)",
+                     "verdict": "met" if band[0] <= med <= band[1] else
+                     ("not met (low)" if med < band[0] else "not met (high)")})  # fmt: skip
+    for metric in ("tnf_fluid", "il1b_fluid"):
+        vals = np.array([1e3 * r[metric] for r in healthy])
+        med = float(np.median(vals))
+        rows.append(
+            {
+                "target": "C1 healthy censored",
+                "metric": metric,
+                "n_seeds": vals.size,
+                "model_pg_ml_median": med,
+                "model_min": vals.min(),
+                "model_max": vals.max(),
+                "expected": f"< {DETECTION_PG_ML:g} pg/mL (below detection)",
+                "verdict": "met" if vals.max() < DETECTION_PG_ML else "not met",
+            }
+        )
+    ratio = np.median([r["il6_fluid"] for r in oa_runs]) / np.median(
+        [r["il6_fluid"] for r in healthy]
+    )
+    rows.append(
+        {
+            "target": "C1 OA/healthy",
+            "metric": "il6_fluid ratio",
+            "n_seeds": len(healthy),
+            "model_pg_ml_median": float(ratio),
+            "model_min": float("nan"),
+            "model_max": float("nan"),
+            "expected": f"{RATIO_IL6[0]:g}-{RATIO_IL6[1]:g}",
+            "verdict": "met" if RATIO_IL6[0] <= ratio <= RATIO_IL6[1] else "not met",
+        }
+    )
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "targets_c1.csv", index=False)
+    print(table.to_string())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["course", "halflife", "baseline"])
+    ap.add_argument("what", choices=["course", "halflife", "baseline", "targets", "paired"])
+    ap.add_argument("--name", default="arm", help="paired: the arm's name in the file name")
     ap.add_argument("sweep", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, default=Path("docs/figures/v2"))
     ap.add_argument("--control", type=Path, help="halflife: the sweep holding dose-0 jobs")
@@ -298,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         course(a.sweep[0], a.out)
     elif a.what == "halflife":
         halflife(a.sweep[0], a.out, a.control or a.sweep[0])
+    elif a.what == "paired":
+        paired(a.sweep[0], a.control or a.sweep[0], a.out, a.name)
+    elif a.what == "targets":
+        targets(a.sweep[0], a.sweep[1], a.out)
     else:
         baseline(a.sweep, a.out)
     return 0
