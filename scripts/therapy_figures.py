@@ -35,9 +35,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from abm.sweep.collect import collect_jobs, load_metrics
+from abm.sweep.report import t_quantile
 
 DAY = 1440.0
 COURSE = [  # (metric, label, log scale)
@@ -74,13 +74,42 @@ def complete(sweep: Path) -> pd.DataFrame:
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% Student-t interval (abm.sweep.report.t_quantile)."""
     x = np.asarray(x, dtype=float)
     n = x.size
     mean = float(x.mean())
     if n < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    half = t_quantile(0.95, n - 1) * float(x.std(ddof=1)) / np.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def paired_rows(
+    base: dict[int, pd.DataFrame],
+    runs: dict[int, pd.DataFrame],
+    days: tuple[int, ...],
+    **labels: object,
+) -> list[dict]:
+    """Treated (``runs``) minus untreated (``base``) of the same seed at each day and BENEFIT
+    metric: mean, 95% t-interval, untreated mean, relative %, SD of the differences."""
+    rows = []
+    for day in days:
+        for metric in BENEFIT:
+            pairs = [(float(runs[s].loc[day, metric]), float(base[s].loc[day, metric]))
+                     for s in sorted(runs) if s in base and day in runs[s].index
+                     and day in base[s].index]  # fmt: skip
+            if not pairs:
+                continue
+            diffs = np.array([a - b for a, b in pairs])
+            ref = float(np.mean([b for _, b in pairs]))
+            mean, lo, hi = t_interval(diffs)
+            rows.append({**labels, "day": day, "metric": metric, "n_seeds": diffs.size,
+                         "untreated_mean": ref, "treated_minus_untreated": mean,
+                         "ci95_lo": lo, "ci95_hi": hi,
+                         "relative_pct": 100 * mean / ref if ref else float("nan"),
+                         "sd_of_difference": float(np.std(diffs, ddof=1))
+                         if diffs.size > 1 else float("nan")})  # fmt: skip
+    return rows
 
 
 def course(sweep: Path, out: Path) -> None:
@@ -115,30 +144,14 @@ def course(sweep: Path, out: Path) -> None:
     fig.savefig(out / "therapy_course.png", dpi=110)
     plt.close(fig)
 
-    rows = []
     seeds = sorted({s for _, s in series})
-    for day in (30, 90, 180):
+    base = {s: series[(0.0, s)] for s in seeds if (0.0, s) in series}
+    rows = []
+    for day in (30, 90, 180):  # day-major, dose, metric: the table's row order
         for d in doses:
-            if d == 0:
-                continue
-            for metric in BENEFIT:
-                diffs, base = [], []
-                for s in seeds:
-                    a, b = series.get((0.0, s)), series.get((d, s))
-                    if a is None or b is None or day not in a.index or day not in b.index:
-                        continue
-                    base.append(float(a.loc[day, metric]))
-                    diffs.append(float(b.loc[day, metric]) - float(a.loc[day, metric]))
-                if not diffs:
-                    continue
-                mean, lo, hi = t_interval(np.array(diffs))
-                ref = float(np.mean(base))
-                rows.append({"day": day, "dose": d, "metric": metric, "n_seeds": len(diffs),
-                             "untreated_mean": ref, "treated_minus_untreated": mean,
-                             "ci95_lo": lo, "ci95_hi": hi,
-                             "relative_pct": 100 * mean / ref if ref else float("nan"),
-                             "sd_of_difference": float(np.std(diffs, ddof=1))
-                             if len(diffs) > 1 else float("nan")})  # fmt: skip
+            if d != 0:
+                runs = {s: series[(d, s)] for s in seeds if (d, s) in series}
+                rows += paired_rows(base, runs, (day,), dose=d)
     table = pd.DataFrame(rows)
     table.to_csv(out / "therapy_benefit.csv", index=False)
     # stationarity of the untreated arm: day 1-10 mean against day 81-90 and 171-180
@@ -305,24 +318,7 @@ def paired(sweep: Path, control: Path, out: Path, name: str) -> None:
     ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
     base = {int(r["seed"]): daily(Path(r["path"])) for _, r in ctrl.iterrows()}
     runs = {int(r["seed"]): daily(Path(r["path"])) for _, r in complete(sweep).iterrows()}
-    rows = []
-    for day in (2, 7, 30, 90):
-        for metric in BENEFIT:
-            diffs, ref = [], []
-            for seed, a in runs.items():
-                b = base.get(seed)
-                if b is None or day not in a.index or day not in b.index:
-                    continue
-                diffs.append(float(a.loc[day, metric]) - float(b.loc[day, metric]))
-                ref.append(float(b.loc[day, metric]))
-            if not diffs:
-                continue
-            mean, lo, hi = t_interval(np.array(diffs))
-            rows.append({"arm": name, "day": day, "metric": metric, "n_seeds": len(diffs),
-                         "untreated_mean": float(np.mean(ref)), "treated_minus_untreated": mean,
-                         "ci95_lo": lo, "ci95_hi": hi,
-                         "relative_pct": 100 * mean / float(np.mean(ref))
-                         if np.mean(ref) else float("nan")})  # fmt: skip
+    rows = paired_rows(base, runs, (2, 7, 30, 90), arm=name)
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"paired_{name}.csv", index=False)
