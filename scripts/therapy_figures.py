@@ -88,13 +88,14 @@ def paired_rows(
     base: dict[int, pd.DataFrame],
     runs: dict[int, pd.DataFrame],
     days: tuple[int, ...],
+    metrics: list[str] | None = None,
     **labels: object,
 ) -> list[dict]:
-    """Treated (``runs``) minus untreated (``base``) of the same seed at each day and BENEFIT
-    metric: mean, 95% t-interval, untreated mean, relative %, SD of the differences."""
+    """Treated (``runs``) minus untreated (``base``) of the same seed at each day and metric
+    (default BENEFIT): mean, 95% t-interval, untreated mean, relative %, SD of the differences."""
     rows = []
     for day in days:
-        for metric in BENEFIT:
+        for metric in metrics or BENEFIT:
             pairs = [(float(runs[s].loc[day, metric]), float(base[s].loc[day, metric]))
                      for s in sorted(runs) if s in base and day in runs[s].index
                      and day in base[s].index]  # fmt: skip
