@@ -56,8 +56,11 @@ ENTRY_CHECKPOINT = "checkpoint.h5"
 ENTRY_METRICS = "spinup_metrics.csv"
 ENTRY_INFO = "spinup.json"
 ENTRY_FORMAT = 1
-# What the spin-up depends on besides the config: the code that steps the model.
+# What the spin-up depends on besides the config: the code that steps the model. The packages
+# that only launch, analyse or show runs are left out, so that editing a report does not
+# recompute every cached spin-up (the checkpoint writer and the config loader stay in).
 _SOURCE_DIRS = ("abm", "kernels")
+_NOT_MODEL = frozenset({"bench", "calibrate", "cli", "replay", "sweep", "trial", "validation"})
 
 
 def cache_dir() -> Path:
@@ -92,12 +95,20 @@ def spinup_config(cfg: DictConfig) -> DictConfig:
 
 @functools.cache
 def source_sha() -> str:
-    """sha256 of the model's Python sources (abm/, kernels/): a spin-up made by other code is
-    never reused, even where the version number did not change."""
-    root = Path(__file__).resolve().parent.parent
+    """sha256 of the model's Python sources (abm/ less the packages that only launch, analyse
+    or show runs, and kernels/): a spin-up made by other code is never reused, even where the
+    version number did not change."""
+    return tree_sha(Path(__file__).resolve().parent.parent)
+
+
+def tree_sha(root: Path) -> str:
+    """:func:`source_sha` of the checkout at ``root`` (its ``abm/`` and ``kernels/``)."""
     h = hashlib.sha256()
     for d in _SOURCE_DIRS:
         for path in sorted((root / d).rglob("*.py")):
+            rel = path.relative_to(root / d).parts
+            if d == "abm" and len(rel) > 1 and rel[0] in _NOT_MODEL:
+                continue
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()

@@ -183,3 +183,23 @@ def test_no_spinup_builds_the_model_as_before(cache):
     assert (model.step0, model.steps, model.time_min) == (0, 0, 0.0)
     assert not cache.exists()
     _same_model(model, JointModel(cfg))
+
+
+def test_source_sha_follows_model_code_not_reports(tmp_path):
+    """Editing a rule or kernel changes the spin-up key's code hash; editing a report or
+    launcher package (abm/trial, abm/cli, ...) does not."""
+    from abm.spinup import tree_sha
+
+    for rel in ("abm/model.py", "abm/cells/msc.py", "abm/trial/report.py", "abm/cli/run.py",
+                "kernels/diffusion.py"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    ref = tree_sha(tmp_path)
+    for rel in ("abm/trial/report.py", "abm/cli/run.py"):
+        (tmp_path / rel).write_text("x = 2\n")
+        assert tree_sha(tmp_path) == ref, rel
+    for rel in ("abm/model.py", "abm/cells/msc.py", "kernels/diffusion.py"):
+        (tmp_path / rel).write_text("x = 3\n")
+        new = tree_sha(tmp_path)
+        assert new != ref, rel
+        ref = new
