@@ -61,25 +61,13 @@ def calibration_factors(
     plausible range or ``ranges``; log-uniform beyond a decade), for one key or more. Raises
     :class:`CalibrationError` (one line)."""
     from abm.errors import ConfigError
-    from abm.params import parameter_rows
     from abm.sweep.sensitivity import factors
 
     keys = list(keys)
     if not keys:
         raise CalibrationError("--param: give at least one parameter to calibrate")
     try:
-        if len(keys) > 1:
-            return factors(keys, ranges, cfg)
-        # factors() wants two keys (a comparison); pair the one with a declared key, drop it
-        other = next(
-            d.key
-            for d in parameter_rows()
-            if d.key != keys[0]
-            and d.plausible is not None
-            and d.plausible[0] < d.plausible[1]
-            and not d.key.endswith(".units")
-        )
-        return factors([keys[0], other], ranges, cfg)[:1]
+        return factors(keys, ranges, cfg, min_keys=1)
     except ConfigError as exc:
         raise CalibrationError(str(exc)) from None
 

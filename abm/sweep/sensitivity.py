@@ -73,12 +73,13 @@ class Factor:
 
 
 def factors(keys: Sequence[str], ranges: Mapping[str, tuple[float, float]],
-            cfg: Any = None) -> list[Factor]:  # fmt: skip
+            cfg: Any = None, min_keys: int = 2) -> list[Factor]:  # fmt: skip
     """The factors of ``keys``: ranges from ``ranges`` (``--range``) or else the parameter's
     declared plausible range. Raises :class:`ConfigError` (one line) for an unknown key, a
     fixed or undeclared range without ``--range``, a range outside the hard bounds, lo >= hi,
-    a duplicate, or a ``--range`` for a key that is not a ``--param``. ``cfg`` (a composed
-    config) lets non-biology numeric keys be sampled (with ``--range``)."""
+    a duplicate, fewer than ``min_keys`` keys (2: a sensitivity analysis compares), or a
+    ``--range`` for a key that is not a ``--param``. ``cfg`` (a composed config) lets
+    non-biology numeric keys be sampled (with ``--range``)."""
     from abm.params import describe, parameter_rows
 
     declared = {d.key: d for d in parameter_rows()}
@@ -88,8 +89,11 @@ def factors(keys: Sequence[str], ranges: Mapping[str, tuple[float, float]],
     extra = [k for k in ranges if k not in keys]
     if extra:
         raise ConfigError(f"--range {extra[0]}: not one of the --param keys")
-    if len(keys) < 2:
-        raise ConfigError("--param: give at least 2 parameters to compare")
+    if len(keys) < min_keys:
+        raise ConfigError(
+            f"--param: give at least {min_keys} parameter{'s' if min_keys > 1 else ''}"
+            + (" to compare" if min_keys > 1 else "")
+        )
     out = []
     for key in keys:
         d = declared.get(key)
