@@ -148,24 +148,9 @@ def _write_design(out: Path, fs: list, x: np.ndarray, req: dict) -> None:
 
 def _rows_status(runs: Path, design: Path, n: int) -> tuple[dict[int, pd.Series], pd.DataFrame]:
     """({row: its job's collect_jobs row} for the jobs of this design, the jobs table)."""
-    from abm.sweep.collect import collect_jobs
+    from abm.sweep.design import design_jobs
 
-    jobs = collect_jobs(runs) if runs.is_dir() else pd.DataFrame()
-    if not len(jobs) or "design.row" not in jobs.columns:
-        return {}, jobs.iloc[:0] if len(jobs.columns) else jobs
-    if "design.file" in jobs.columns:
-        files = jobs["design.file"].astype(str).str.strip("'\"")
-        mine = files.map(lambda f: Path(f).expanduser().resolve() == design.resolve())
-        jobs = jobs[mine]
-    rows: dict[int, pd.Series] = {}
-    for _, job in jobs.iterrows():
-        try:
-            r = int(float(job["design.row"]))
-        except (TypeError, ValueError):
-            continue
-        if 0 <= r < n and (r not in rows or job["status"] == "complete"):
-            rows[r] = job
-    return rows, jobs
+    return design_jobs(runs, design, n)
 
 
 def _say_rows(rows: Sequence[int], limit: int = 12) -> str:

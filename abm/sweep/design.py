@@ -135,7 +135,7 @@ def _set(cfg: DictConfig, key: str, value: Any, where: str, declared: Mapping) -
 
     if key.split(".", 1)[0] in NOT_IN_DESIGN:
         raise ConfigError(f"{where}: {key}: a design cannot set {key.split('.', 1)[0]}.*")
-    node = _node(cfg, key)
+    node = config_node(cfg, key)
     if node is None:
         raise ConfigError(f"{where}: {key}: unknown config key{_close(cfg, key)}")
     if not isinstance(node, ValueNode) and not isinstance(value, list):
@@ -165,7 +165,7 @@ def _set(cfg: DictConfig, key: str, value: Any, where: str, declared: Mapping) -
             raise ConfigError(f"{where}: {key}: {describe(key)}, got {value!r}")
 
 
-def _node(cfg: DictConfig, key: str) -> Any:
+def config_node(cfg: DictConfig, key: str) -> Any:
     """The config node at dotted ``key`` (value node or container), or None if unknown."""
     node: Any = cfg
     for part in key.split("."):
@@ -225,3 +225,30 @@ def write_design(path: str | Path, table: Any) -> Path:
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
     return path
+
+
+def design_jobs(runs: str | Path, design: str | Path, n: int) -> tuple[dict[int, Any], Any]:
+    """The jobs of the sweep folder ``runs`` that applied a row of ``design`` (rows 0..n-1):
+    ``({row: its abm.sweep.collect.collect_jobs row}, those jobs)``; a complete job wins over
+    another attempt at the same row; jobs of another design file are left out."""
+    import pandas as pd
+
+    from abm.sweep.collect import collect_jobs
+
+    runs, design = Path(runs), Path(design)
+    jobs = collect_jobs(runs) if runs.is_dir() else pd.DataFrame()
+    if not len(jobs) or "design.row" not in jobs.columns:
+        return {}, jobs.iloc[:0] if len(jobs.columns) else jobs
+    if "design.file" in jobs.columns:
+        files = jobs["design.file"].astype(str).str.strip("'\"")
+        mine = files.map(lambda f: Path(f).expanduser().resolve() == design.resolve())
+        jobs = jobs[mine]
+    rows: dict[int, Any] = {}
+    for _, job in jobs.iterrows():
+        try:
+            r = int(float(job["design.row"]))
+        except (TypeError, ValueError):
+            continue
+        if 0 <= r < n and (r not in rows or job["status"] == "complete"):
+            rows[r] = job
+    return rows, jobs

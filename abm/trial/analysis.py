@@ -86,25 +86,9 @@ def plausible(values_pg_ml: Any, low_pg_ml: float, high_pg_ml: float,
 def design_jobs(runs: Path, design: Path, n: int) -> dict[int, pd.Series]:
     """{design row: its job (a :func:`abm.sweep.collect.collect_jobs` row)} for the jobs of
     ``runs`` that applied a row of ``design`` (a complete job wins over another attempt)."""
-    from abm.sweep.collect import collect_jobs
+    from abm.sweep.design import design_jobs as jobs_of_design
 
-    if not runs.is_dir():
-        return {}
-    jobs = collect_jobs(runs)
-    if not len(jobs) or "design.row" not in jobs.columns:
-        return {}
-    if "design.file" in jobs.columns:
-        files = jobs["design.file"].astype(str).str.strip("'\"")
-        jobs = jobs[files.map(lambda f: Path(f).expanduser().resolve() == design.resolve())]
-    rows: dict[int, pd.Series] = {}
-    for _, job in jobs.iterrows():
-        try:
-            r = int(float(job["design.row"]))
-        except (TypeError, ValueError):
-            continue
-        if 0 <= r < n and (r not in rows or job["status"] == "complete"):
-            rows[r] = job
-    return rows
+    return jobs_of_design(runs, design, n)[0]
 
 
 def snap_day(day: float, dt_min: float) -> float:

@@ -600,11 +600,6 @@ def check_features_against_model(spec: TrialSpec, cfg: Any) -> None:
 
 def _value_node(cfg: Any, key: str) -> Any:
     """The node at dotted ``key`` of a DictConfig (None where a part is missing)."""
-    from omegaconf import DictConfig
+    from abm.sweep.design import config_node
 
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return None
-        node = node._get_node(part)
-    return node
+    return config_node(cfg, key)
