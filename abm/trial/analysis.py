@@ -69,7 +69,8 @@ def wilson_interval(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the interval always holds p (at k = 0 or n rounding can put an edge a hair past it)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def plausible(values_pg_ml: Any, low_pg_ml: float, high_pg_ml: float,
@@ -414,7 +415,7 @@ def dose_figure(rates: pd.DataFrame, path: Path) -> Path | None:
     for sel, style, label in ((~primed, "-o", "naive MSC"), (primed, "s", "IFN-γ primed MSC")):
         f = dosed[sel].sort_values("dose")
         if len(f):
-            err = np.vstack([f["rate"] - f["ci_low"], f["ci_high"] - f["rate"]])
+            err = np.clip(np.vstack([f["rate"] - f["ci_low"], f["ci_high"] - f["rate"]]), 0, 1)
             ax.errorbar(f["dose"], f["rate"], yerr=np.nan_to_num(err), fmt=style, capsize=3,
                         label=label)  # fmt: skip
     ax.set_xscale("log")

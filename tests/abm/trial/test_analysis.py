@@ -100,6 +100,12 @@ def test_wilson_interval_known_values():
     half = z * math.sqrt(0.25 / 2 + z * z / 16) / (1 + z * z / 2)
     assert wilson_interval(1, 2) == pytest.approx((0.5 - half, 0.5 + half))
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    # the interval holds the observed rate exactly, also at k = 0 and k = n (where rounding
+    # once put the lower edge a hair above 0 and broke the error bars of the dose figure)
+    for n in range(1, 60):
+        for k in range(n + 1):
+            lo, hi = wilson_interval(k, n)
+            assert lo <= k / n <= hi, (k, n)
     with pytest.raises(ValueError):
         wilson_interval(3, 2)
 
