@@ -60,7 +60,9 @@ ENTRY_FORMAT = 1
 # that only launch, analyse or show runs are left out, so that editing a report does not
 # recompute every cached spin-up (the checkpoint writer and the config loader stay in).
 _SOURCE_DIRS = ("abm", "kernels")
-_NOT_MODEL = frozenset({"bench", "calibrate", "cli", "replay", "sweep", "trial", "validation"})
+_NOT_MODEL = frozenset(
+    {"assays", "bench", "calibrate", "cli", "replay", "sweep", "trial", "validation"}
+)
 
 
 def cache_dir() -> Path:

@@ -22,6 +22,13 @@ Targets of other arms (MSC therapy, IL-1Ra, rule-level, explant or mouse experim
 qualitative ones are not computed: :meth:`JointSimulator.why_not` says why, the command lists
 them and leaves them out.
 
+In-silico assays (``assays=True``): targets whose arms are conditions of an assay
+(conf/assays/*.yaml ``arms``: ``mlr_msc`` (C3), ``macrophage``, ``macrophage_msc``,
+``macrophage_msc_pge2_ko`` (C4)) are computed from the dish assays of :mod:`abm.assays`
+(:mod:`abm.assays.calibration`), with the same overrides, the particle's values and its seed;
+each assay runs once per particle, only the conditions the targets need. Without it they are
+listed as not computed (an assay adds seconds per particle).
+
 Seeds: every particle runs its own seed, ``seed`` + a hash of its parameter values (so the
 posterior includes the model's seed-to-seed noise and a particle's readouts are
 reproducible); both arms of a particle share it.
@@ -70,20 +77,36 @@ class JointSimulator:
 
     name = "joint"
 
-    def __init__(self, targets: Sequence[Target], overrides: Sequence[str] = ()) -> None:
+    def __init__(
+        self, targets: Sequence[Target], overrides: Sequence[str] = (), *, assays: bool = False
+    ) -> None:
         from abm.config import compose
 
         self.overrides = list(overrides)
+        self.assays = bool(assays)
         base = compose(self.overrides, warn=False)  # ConfigError: bad overrides, said early
         self.spinup_days = float(base.sim.get("spinup_days", 0.0) or 0.0)
         self.days = float(base.sim.days)
         self.seed = int(base.seed)
         self._units = metric_units()
         self.targets = [t for t in targets if self.why_not(t) is None]
-        self.arms = sorted({a for t in self.targets for a in t.arms})
+        self.arms = sorted({a for t in self.targets if not self.is_assay(t) for a in t.arms})
+
+    @staticmethod
+    def is_assay(target: Target) -> bool:
+        """True when every arm of ``target`` is a condition of an in-silico assay."""
+        from abm.assays.calibration import assay_arms
+
+        return all(a in assay_arms() for a in target.arms)
 
     def why_not(self, target: Target) -> str | None:
         """None when this simulator computes ``target``, else why not (one phrase)."""
+        if self.is_assay(target):
+            if not self.assays:
+                return "an in-silico assay arm (abm.assays): computed only with assays on"
+            from abm.assays.calibration import why_not
+
+            return why_not(target.arms, target.readout, target.unit, target.is_ratio)
         bad = [a for a in target.arms if a not in ARMS]
         if bad:
             return (
@@ -124,6 +147,8 @@ class JointSimulator:
         """One line per target whose window reaches past ``sim.days`` (it is shortened)."""
         out = []
         for t in self.targets:
+            if self.is_assay(t):
+                continue
             if t.window is not None and self.window(t) != t.window:
                 a, b = self.window(t)
                 out.append(
@@ -185,7 +210,21 @@ class JointSimulator:
         seed = particle_seed(values, self.seed)
         runs = {arm: self.run_arm(arm, values, seed) for arm in self.arms}
         out = {}
+        assay = [t for t in self.targets if self.is_assay(t)]
+        if assay:
+            from abm.assays.calibration import compute
+
+            got = compute([(t.id, t.arms, t.readout, t.unit) for t in assay], values,
+                          self.overrides, seed)  # fmt: skip
+            for t in assay:
+                vals = got[t.id]
+                if t.is_ratio:
+                    out[t.id] = vals[0] / vals[1] if vals[1] > 0 else math.inf
+                else:
+                    out[t.id] = vals[0]
         for t in self.targets:
+            if self.is_assay(t):
+                continue
             if t.is_ratio:
                 num, den = (self._readout(runs[a], t, True) for a in t.arms)
                 out[t.id] = num / den if den > 0 else math.inf

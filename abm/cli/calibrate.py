@@ -110,6 +110,12 @@ def parser() -> argparse.ArgumentParser:
         help="posterior draws simulated for predictive.csv (default 20; 0: none)",
     )
     p.add_argument(
+        "--assays",
+        action="store_true",
+        help="joint: also compute the in-silico co-culture targets (C3, C4, Manferdini; "
+        "abm.assays; ~5-10 s more per particle)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -154,6 +160,8 @@ def _toy(args: argparse.Namespace, ranges: dict) -> tuple:
         fail(PROG, f"{args.overrides[0]}: KEY=VALUE overrides are for --model joint")
     if args.targets:
         fail(PROG, "--targets is for --model joint (the toy makes its own pseudo-targets)")
+    if args.assays:
+        fail(PROG, "--assays is for --model joint (the toy has no co-culture assays)")
     for key in [*args.param, *ranges]:
         if key not in toy.PRIOR:
             fail(PROG, f"--param/--range {key}: the toy's parameters are {' and '.join(toy.PRIOR)}")
@@ -202,7 +210,7 @@ def _joint(args: argparse.Namespace, ranges: dict) -> tuple:
     try:
         cfg = compose(args.overrides, warn=False)
         fs = calibration_factors(args.param, ranges, cfg)
-        sim = JointSimulator(targets, args.overrides)
+        sim = JointSimulator(targets, args.overrides, assays=args.assays)
     except (ConfigError, CalibrationError) as exc:
         fail(PROG, str(exc))
     return fs, targets, sim, None

@@ -158,3 +158,9 @@ def test_help(capsys):
     code, cap = run_main(["--help"], capsys)
     assert code == 0
     assert "usage: abm-calibrate" in cap.out and "--generations" in cap.out
+
+
+def test_assays_flag_is_for_the_joint_model(capsys, tmp_path):
+    code, cap = run_main(["--model", "toy", "--assays", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--assays is for --model joint" in cap.err
+    assert not (tmp_path / "o").exists()
