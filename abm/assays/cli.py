@@ -19,7 +19,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from abm.cli.common import OneLineParser, fail, parse_args, writable_error
+from abm.cli.common import OneLineParser, check_out_folder, fail, parse_args
 
 PROG = "abm-assay"
 SUMMARY = {
@@ -76,11 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.seed is not None and args.seed < 0:
         fail(PROG, f"--seed {args.seed}: must be >= 0")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        fail(PROG, f"--out {out}: is a file; give a folder")
-    why = writable_error(out, folder=True)
-    if why:
-        fail(PROG, why)
+    check_out_folder(PROG, out)
 
     from abm.assays.run import run_assay, write_result
 

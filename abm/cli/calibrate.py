@@ -28,7 +28,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from abm.cli.common import EXIT_FAILED, OneLineParser, fail, parse_args, writable_error
+from abm.cli.common import (
+    EXIT_FAILED,
+    OneLineParser,
+    check_out_folder,
+    fail,
+    parse_args,
+)
 
 PROG = "abm-calibrate"
 MODELS = ("toy", "joint")
@@ -145,11 +151,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if args.seed < 0:
         fail(PROG, f"--seed {args.seed}: need >= 0")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        fail(PROG, f"--out {out}: is a file; give a folder")
-    why = writable_error(out, folder=True)
-    if why:
-        fail(PROG, why)
+    check_out_folder(PROG, out)
 
 
 def _toy(args: argparse.Namespace, ranges: dict) -> tuple:

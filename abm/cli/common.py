@@ -35,6 +35,16 @@ def writable_error(out: Path, folder: bool, flag: str = "--out") -> str | None:
     return None
 
 
+def check_out_folder(prog: str, out: Path, writable: bool = True) -> None:
+    """Exit with one line (code 2) unless ``out`` is a folder, or can become one (and, with
+    ``writable``, this process can create files where it goes)."""
+    if out.exists() and not out.is_dir():
+        fail(prog, f"--out {out}: is a file; give a folder")
+    why = writable_error(out, folder=True) if writable else None
+    if why:
+        fail(prog, why)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``<prog>: error: <message>`` (exit 2)."""
 
@@ -126,7 +136,5 @@ def check_common(prog: str, args: argparse.Namespace, reserved: Sequence[str]) -
             near = difflib.get_close_matches(m, known, n=3)
             hint = f"did you mean {' or '.join(near)}?" if near else f"valid: {', '.join(known)}"
             fail(prog, f"--metrics {m}: not a readout; {hint}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        fail(prog, f"--out {out}: is a file; give a folder")
+    check_out_folder(prog, Path(args.out), writable=False)
     return overrides, hydra, cfg, days, list(dict.fromkeys(args.metrics))

@@ -35,7 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from abm.cli.common import EXIT_FAILED, OneLineParser, fail, parse_args, writable_error
+from abm.cli.common import (
+    EXIT_FAILED,
+    OneLineParser,
+    check_out_folder,
+    fail,
+    parse_args,
+    writable_error,
+)
 
 PROG = "abm-trial"
 REQUEST, SPEC = "request.json", "trial.yaml"
@@ -275,8 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(parser(), argv)
     trial_ov, overrides, hydra = _split(args)
     out = Path(args.out).absolute()
-    if out.exists() and not out.is_dir():
-        fail(PROG, f"--out {out}: is a file; give a folder")
+    check_out_folder(PROG, out, writable=False)
     if args.size is not None and args.size < 1:
         fail(PROG, f"--size {args.size}: need >= 1 virtual patients")
 
