@@ -269,6 +269,12 @@ def n_steps(cfg: Any) -> int:
     return round(float(cfg.sim.days) * MIN_PER_DAY / float(cfg.sim.dt_min))
 
 
+def spinup_steps(cfg: Any) -> int:
+    """Steps of the untreated spin-up before t = 0 (``sim.spinup_days``; 0 without one)."""
+    return round(float(cfg.sim.get("spinup_days", 0.0) or 0.0) * MIN_PER_DAY
+                 / float(cfg.sim.dt_min))  # fmt: skip
+
+
 def _memory_parts(cfg: Any) -> tuple[int, int]:
     """(lattice + cells bytes, metric-history bytes) of :func:`estimate_bytes`."""
     shape = [int(s) for s in cfg.lattice.shape]
@@ -292,8 +298,7 @@ def _memory_parts(cfg: Any) -> tuple[int, int]:
     cells = occupancy * synovium * per_row + msc_dose(cfg)[0]
     lattice = max(n * running + cells * CELL_BYTES, n * max(transport, stepper))
     # a spin-up keeps its own metric history while it runs (the run's starts afresh after it)
-    spinup = round(float(cfg.sim.get("spinup_days", 0.0)) * MIN_PER_DAY / float(cfg.sim.dt_min))
-    return int(lattice), max(0, n_steps(cfg), spinup) * HISTORY_BYTES_PER_STEP
+    return int(lattice), max(0, n_steps(cfg), spinup_steps(cfg)) * HISTORY_BYTES_PER_STEP
 
 
 def estimate_bytes(cfg: Any) -> int:
@@ -475,7 +480,7 @@ def validate(cfg: DictConfig, *, warn: bool = True, machine: bool = True) -> Dic
     _require(th.dose_mg >= 0, "therapy.dose_mg", f"must be >= 0, got {th.dose_mg}")
     _finite(sim.spinup_days, "sim.spinup_days", "days of untreated spin-up before day 0")
     _require(sim.spinup_days >= 0, "sim.spinup_days", f"must be >= 0, got {sim.spinup_days}")
-    spin = round(sim.spinup_days * MIN_PER_DAY / sim.dt_min)
+    spin = spinup_steps(cfg)
     _require(spin <= MAX_STEPS, "sim.spinup_days",
              f"{sim.spinup_days:g} days at sim.dt_min={sim.dt_min:g} min is {spin:,} steps, more "
              f"than the {MAX_STEPS:,} a run may have: shorten the spin-up (0 for none) or raise "
