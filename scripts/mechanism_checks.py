@@ -212,6 +212,16 @@ def c7(course: Path) -> tuple[list[dict], pd.DataFrame, dict[int, pd.DataFrame]]
     return rows, dr, base
 
 
+def relative_errorbar(ax: plt.Axes, t: pd.DataFrame, color: str, label: str) -> None:
+    """Paired differences of ``t`` (paired_rows) against day, in % of the reference's mean,
+    with their 95% intervals."""
+    ref = t.untreated_mean.abs()
+    rel = 100 * t.treated_minus_untreated / ref
+    lo, hi = 100 * t.ci95_lo / ref, 100 * t.ci95_hi / ref
+    ax.errorbar(t.day, rel, yerr=[rel - lo, hi - rel], marker="o", capsize=3, color=color,
+                label=label)  # fmt: skip
+
+
 def figure(c3r: pd.DataFrame, c3j: pd.DataFrame, c4t: pd.DataFrame, c6t: pd.DataFrame,
            dr: pd.DataFrame, base: dict[int, pd.DataFrame], path: Path) -> None:  # fmt: skip
     fig, ax = plt.subplots(2, 3, figsize=(16, 9))
@@ -238,12 +248,7 @@ def figure(c3r: pd.DataFrame, c3j: pd.DataFrame, c4t: pd.DataFrame, c6t: pd.Data
     a.legend(fontsize=8)
     a = ax[0, 2]
     for arm, color in (("1e8 MSCs", "tab:green"), ("1e8 PGE2-KO MSCs", "tab:purple")):
-        t = c4t[(c4t.arm == arm) & (c4t.metric == "il10_synovium")]
-        rel = 100 * t.treated_minus_untreated / t.untreated_mean
-        lo = 100 * t.ci95_lo / t.untreated_mean
-        hi = 100 * t.ci95_hi / t.untreated_mean
-        a.errorbar(t.day, rel, yerr=[rel - lo, hi - rel], marker="o", capsize=3, color=color,
-                   label=arm)  # fmt: skip
+        relative_errorbar(a, c4t[(c4t.arm == arm) & (c4t.metric == "il10_synovium")], color, arm)
     a.axhline(0, color="grey", lw=0.5)
     a.set_xscale("log")
     a.set_xlabel("day")
@@ -255,12 +260,8 @@ def figure(c3r: pd.DataFrame, c3j: pd.DataFrame, c4t: pd.DataFrame, c6t: pd.Data
                                   ((1e8, "il6_fluid"), "tab:orange"),
                                   ((1e8, "synovitis_score"), "tab:green"),
                                   ((1e8, "pge2_fluid"), "tab:brown")):  # fmt: skip
-        t = c6t[(c6t.dose == dose) & (c6t.metric == metric)]
-        rel = 100 * t.treated_minus_untreated / t.untreated_mean.abs()
-        lo = 100 * t.ci95_lo / t.untreated_mean.abs()
-        hi = 100 * t.ci95_hi / t.untreated_mean.abs()
-        a.errorbar(t.day, rel, yerr=[rel - lo, hi - rel], marker="o", capsize=3, color=color,
-                   label=f"{metric}, {dose:.0e}")  # fmt: skip
+        relative_errorbar(a, c6t[(c6t.dose == dose) & (c6t.metric == metric)], color,
+                          f"{metric}, {dose:.0e}")  # fmt: skip
     a.axhline(0, color="grey", lw=0.5)
     a.set_xscale("log")
     a.set_xlabel("day")
