@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from abm.replay.html import html_table
+
 
 @dataclass(frozen=True)
 class Block:
@@ -128,12 +130,7 @@ def to_html(blocks: Sequence[Block | None], title: str) -> str:
             if not len(b.table):
                 out.append("<p>(no rows)</p>")
                 continue
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b.table.columns)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                for row in b.table.itertuples(index=False)
-            )
-            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            out.append(html_table(b.table.map(_cell)))  # cells as in the Markdown
         elif b.kind == "figure" and b.path is not None:
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
             alt = html.escape(b.text)
