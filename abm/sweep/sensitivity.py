@@ -240,24 +240,32 @@ def prcc_pvalue(r: np.ndarray, n: int, k: int) -> np.ndarray:
     return 2 * t.sf(np.abs(stat), df)
 
 
-def prcc_bootstrap(x: np.ndarray, y: np.ndarray, *, resamples: int = 1000, conf: float = CONF,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(PRCC, lower, upper): the percentile interval of ``resamples`` bootstrap resamples of
-    the runs (ranks recomputed in every resample)."""
-    from scipy.stats import rankdata
+def bootstrap(stat: Any, x: np.ndarray, y: np.ndarray, *, resamples: int = 1000,
+              conf: float = CONF, seed: int = 0) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """(stat(x, y), lower, upper): the percentile interval of ``stat`` (one value per column of
+    ``x``) over ``resamples`` bootstrap resamples of the rows; NaN where every resample is."""
+    import warnings
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    value = prcc(x, y)
+    value = stat(x, y)
     rng = np.random.default_rng(seed)
     boots = np.empty((resamples, x.shape[1]))
     for b in range(resamples):
         i = rng.integers(0, len(y), len(y))
-        boots[b] = _prcc_ranked(rankdata(x[i], axis=0), rankdata(y[i]))
+        boots[b] = stat(x[i], y[i])
     alpha = (1 - conf) / 2
-    with np.errstate(all="ignore"):
-        lo = np.nanquantile(boots, alpha, axis=0) if np.isfinite(boots).any() else value * np.nan
-        hi = np.nanquantile(boots, 1 - alpha, axis=0) if np.isfinite(boots).any() else lo
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN, said by value
+        lo = np.nanquantile(boots, alpha, axis=0)
+        hi = np.nanquantile(boots, 1 - alpha, axis=0)
     return value, lo, hi
+
+
+def prcc_bootstrap(x: np.ndarray, y: np.ndarray, *, resamples: int = 1000, conf: float = CONF,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(PRCC, lower, upper): the percentile interval of ``resamples`` bootstrap resamples of
+    the runs (ranks recomputed in every resample)."""
+    return bootstrap(prcc, x, y, resamples=resamples, conf=conf, seed=seed)
 
 
 # ------------------------------------------------------------------------------ analysis

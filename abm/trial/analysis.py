@@ -291,6 +291,8 @@ def _pred_row(arm: str, key: str, method: str, n: int, r: float, lo: float, hi: 
 
 def _spearman_bootstrap(x: np.ndarray, y: np.ndarray, resamples: int, conf: float, seed: int,
                         spearmanr: Any) -> tuple[np.ndarray, ...]:  # fmt: skip
+    from abm.sweep.sensitivity import bootstrap
+
     def rho(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         out = np.full(xx.shape[1], np.nan)
         for j in range(xx.shape[1]):
@@ -298,22 +300,9 @@ def _spearman_bootstrap(x: np.ndarray, y: np.ndarray, resamples: int, conf: floa
                 out[j] = spearmanr(xx[:, j], yy).statistic
         return out
 
-    value = rho(x, y)
+    value, lo, hi = bootstrap(rho, x, y, resamples=resamples, conf=conf, seed=seed)
     p = np.array([spearmanr(x[:, j], y).pvalue if np.ptp(x[:, j]) > 0 else np.nan
                   for j in range(x.shape[1])])  # fmt: skip
-    rng = np.random.default_rng(seed)
-    boots = np.empty((resamples, x.shape[1]))
-    for b in range(resamples):
-        i = rng.integers(0, len(y), len(y))
-        boots[b] = rho(x[i], y[i])
-    a = (1 - conf) / 2
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo = np.nanquantile(boots, a, axis=0)
-            hi = np.nanquantile(boots, 1 - a, axis=0)
     return value, lo, hi, p
 
 
