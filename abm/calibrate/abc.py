@@ -39,6 +39,7 @@ import pandas as pd
 
 from abm.calibrate.distance import TargetDistance, verdict
 from abm.calibrate.targets import Target
+from abm.sweep.outdir import move_aside, request_diff, write_text
 from abm.sweep.sensitivity import Factor
 
 DB, REQUEST, RUN = "history.db", "request.json", "run.json"
@@ -152,11 +153,6 @@ def request(
     }
 
 
-def request_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The fields in which two requests differ (empty: the same calibration)."""
-    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
 def out_state(out: Path, req: Mapping[str, Any], force_new: bool = False) -> dict | None:
     """OUT's stored run of ``req`` (the contents of ``run.json``) to continue, or None when a
     new run starts. Raises :class:`CalibrationError` when OUT holds another request (unless
@@ -185,26 +181,9 @@ def out_state(out: Path, req: Mapping[str, Any], force_new: bool = False) -> dic
             f"--out {out} holds another calibration (it differs in: {', '.join(diff)}); give "
             f"another --out, or --force-new to move it to {out}/previous-<time>/ and start afresh"
         )
-    aside = out / f"previous-{datetime.now():%Y%m%d-%H%M%S}"
-    aside.mkdir(parents=True)
-    for p in [*held, *(out / name for name in OUTPUTS)]:
-        if p.exists():
-            p.rename(aside / p.name)
+    aside = move_aside(out, [*held, *(out / name for name in OUTPUTS)])
     print(f"moved the previous calibration to {aside}")
     return None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_csv(path: Path, table: pd.DataFrame) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def new_run_id(req: Mapping[str, Any]) -> str:
@@ -293,11 +272,11 @@ def run_abc(
         )
 
     if run is None:
-        write_atomic(out / REQUEST, json.dumps(req, indent=1) + "\n")
+        write_text(out / REQUEST, json.dumps(req, indent=1) + "\n")
         run = {"run_id": new_run_id(req), "abc_id": None}
         h = smc(True).new(db, {})
         run["abc_id"] = int(h.id)
-        write_atomic(out / RUN, json.dumps(run, indent=1) + "\n")
+        write_text(out / RUN, json.dumps(run, indent=1) + "\n")
     done, eps = generations_done(out, int(run["abc_id"]))
     bar = tqdm(
         total=generations,
@@ -324,7 +303,7 @@ def run_abc(
         bar.close()
     h = pyabc.History(db, _id=int(run["abc_id"]), create=False)
     run.update(generations=int(done), epsilon=float(eps), evaluations=int(h.total_nr_simulations))
-    write_atomic(out / RUN, json.dumps(run, indent=1) + "\n")
+    write_text(out / RUN, json.dumps(run, indent=1) + "\n")
     return run
 
 

@@ -361,7 +361,7 @@ def _say_targets(targets: Sequence, skipped: dict) -> None:
 def _write_targets(path: Path, targets: Sequence, skipped: dict) -> None:
     import pandas as pd
 
-    from abm.calibrate.abc import write_csv
+    from abm.sweep.outdir import write_csv
 
     rows = []
     for t in targets:
@@ -424,15 +424,14 @@ def _hms(sec: float) -> str:
 
 def _outputs(out: Path, run: dict, fs, targets, skipped, simulator, truth, args) -> None:
     from abm.calibrate import abc
+    from abm.sweep.outdir import write_csv, write_text
 
     post = abc.last_population(out, int(run["abc_id"]), fs)
-    abc.write_csv(out / abc.POSTERIOR, post)
+    write_csv(out / abc.POSTERIOR, post)
     summ = abc.summary(post, fs, truth)
-    abc.write_csv(out / abc.SUMMARY, summ)
+    write_csv(out / abc.SUMMARY, summ)
     abc.corner(post, fs, out / abc.CORNER, truth)
-    abc.write_atomic(
-        out / abc.CALIBRATED, abc.calibrated_yaml(summ, run, args.model, args.overrides)
-    )
+    write_text(out / abc.CALIBRATED, abc.calibrated_yaml(summ, run, args.model, args.overrides))
     pred = abc.predictive(
         simulator,
         post,
@@ -444,7 +443,7 @@ def _outputs(out: Path, run: dict, fs, targets, skipped, simulator, truth, args)
         seed=args.seed,
         progress=not args.quiet,
     )
-    abc.write_csv(out / abc.PREDICTIVE, pred)
+    write_csv(out / abc.PREDICTIVE, pred)
     cols = ["parameter", "median", "q2.5", "q97.5", "ci_width_of_prior"]
     if truth is not None:
         cols += ["true", "true_in_ci"]

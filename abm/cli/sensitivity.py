@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +106,7 @@ def _design_state(out: Path, req: dict, force_new: bool) -> bool:
     """True when OUT already holds this request's design (reuse it); False when a new one is
     to be written. Refuses (one line) another request's design unless ``force_new``, which
     moves it aside first."""
-    from abm.sweep.sensitivity import request_diff
+    from abm.sweep.outdir import move_aside, request_diff
 
     path = out / REQUEST
     held = [p for p in (out / DESIGN, out / SAMPLE, path, out / "runs") if p.exists()]
@@ -126,24 +125,20 @@ def _design_state(out: Path, req: dict, force_new: bool) -> bool:
         fail(PROG, f"--out {out} holds another design (it differs in: {', '.join(diff)}); "
                    "give another --out, or --force-new to move it to "
                    f"{out}/previous-<time>/ and start afresh")  # fmt: skip
-    aside = out / f"previous-{datetime.now():%Y%m%d-%H%M%S}"
-    aside.mkdir(parents=True)
-    for p in [*held, *out.glob("indices*")]:
-        p.rename(aside / p.name)
+    aside = move_aside(out, [*held, *out.glob("indices*")])
     print(f"moved the previous design and runs to {aside}")
     return False
 
 
 def _write_design(out: Path, fs: list, x: np.ndarray, req: dict) -> None:
     from abm.sweep.design import write_design
+    from abm.sweep.outdir import write_text
     from abm.sweep.sensitivity import design_table
 
     out.mkdir(parents=True, exist_ok=True)
     write_design(out / SAMPLE, pd.DataFrame(x, columns=[f.key for f in fs]))
     write_design(out / DESIGN, design_table(fs, x))
-    tmp = out / (REQUEST + ".tmp")
-    tmp.write_text(json.dumps(req, indent=1) + "\n")
-    tmp.replace(out / REQUEST)  # last: a design without it is not a finished one
+    write_text(out / REQUEST, json.dumps(req, indent=1) + "\n")  # last: marks it finished
 
 
 def _rows_status(runs: Path, design: Path, n: int) -> tuple[dict[int, pd.Series], pd.DataFrame]:

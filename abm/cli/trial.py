@@ -31,7 +31,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from abm.cli.common import (
     parse_args,
     writable_error,
 )
+from abm.sweep.outdir import write_csv, write_text
 
 PROG = "abm-trial"
 REQUEST, SPEC = "request.json", "trial.yaml"
@@ -216,10 +216,9 @@ def _state(out: Path, req: dict[str, Any], force_new: bool) -> bool:
         fail(PROG, f"--out {out} holds another trial (it differs in: {', '.join(diff[:6])}); "
                    f"give another --out, or --force-new to move it to {out}/previous-<time>/ "
                    "and start afresh")  # fmt: skip
-    aside = out / f"previous-{datetime.now():%Y%m%d-%H%M%S}"
-    aside.mkdir(parents=True)
-    for p in [*held, *(out / f for f in RESULT_FILES if (out / f).exists())]:
-        p.rename(aside / p.name)
+    from abm.sweep.outdir import move_aside
+
+    aside = move_aside(out, [*held, *(out / f for f in RESULT_FILES)])
     print(f"moved the previous trial to {aside}")
     return False
 
@@ -246,28 +245,17 @@ def _write_designs(out: Path, spec: Any, cfg: Any) -> None:
     sf = float(cfg.patient.sf_volume_ml)
     bdesign, bmap = baseline_design(spec, pop, sf)
     adesign, amap = arms_design(spec, pop, sf)
-    _csv(out / POPULATION, pop)
+    write_csv(out / POPULATION, pop)
     write_design(out / BASELINE, bdesign)
-    _csv(out / BASELINE_MAP, bmap)
+    write_csv(out / BASELINE_MAP, bmap)
     write_design(out / ARMS, adesign)
-    _csv(out / ARMS_MAP, amap)
-    tmp = out / (SPEC + ".tmp")
-    tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(spec.raw)))
-    tmp.replace(out / SPEC)
+    write_csv(out / ARMS_MAP, amap)
+    write_text(out / SPEC, OmegaConf.to_yaml(OmegaConf.create(spec.raw)))
 
 
 def _write_request(out: Path, req: dict[str, Any]) -> None:
     """``OUT/request.json``, last: designs without it are not a finished set."""
-    tmp = out / (REQUEST + ".tmp")
-    tmp.write_text(json.dumps(req, indent=1) + "\n")
-    tmp.replace(out / REQUEST)
-
-
-def _csv(path: Path, frame: Any) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    write_text(out / REQUEST, json.dumps(req, indent=1) + "\n")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -436,7 +424,7 @@ def _baseline(spec: Any, out: Path, pop: Any, bmap: Any, dt_min: float) -> Any:
     values = row_readouts(by_row, [r.metric for r in spec.readouts], spec.baseline_days,
                           spec.window_days, dt_min)  # fmt: skip
     table = baseline_table(spec, pop, bmap, values)
-    _csv(out / POPULATION, table)
+    write_csv(out / POPULATION, table)
     return table
 
 
@@ -462,7 +450,7 @@ def _analyse(spec: Any, out: Path, baseline: Any, amap: Any, accepted: list[int]
     for name, frame in (("outcomes.csv", outcomes), ("patients.csv", patients),
                         ("responder_rates.csv", rates), ("predictors.csv", pred),
                         ("effusion.csv", eff)):  # fmt: skip
-        _csv(out / name, frame)
+        write_csv(out / name, frame)
     figs: dict[str, Path | None] = {"waterfall": None, "dose": None, "predictors": None}
     if len(patients):
         figs["waterfall"] = an.waterfall_figure(spec, patients, out / "waterfall.png")

@@ -403,8 +403,3 @@ def request(method: str, fs: Sequence[Factor], size: int, seed: int, levels: int
             "levels": int(levels) if method == "morris" else None,
             "factors": [{k: v for k, v in asdict(f).items() if k != "origin"} for f in fs],
             "overrides": sorted(overrides)}  # fmt: skip
-
-
-def request_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The fields in which two requests differ (empty: the same design)."""
-    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from abm.replay.html import html_table
+from abm.sweep.outdir import write_text
 
 
 @dataclass(frozen=True)
@@ -141,18 +142,10 @@ def to_html(blocks: Sequence[Block | None], title: str) -> str:
     return "\n".join(out)
 
 
-def write_atomic(path: Path, content: str) -> Path:
-    """Write ``content`` to ``path`` through a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def write_report(blocks: Sequence[Block | None], out: Path, title: str) -> tuple[Path, Path]:
     """``out/report.md`` and ``out/report.html`` of ``blocks``."""
-    md = write_atomic(out / "report.md", f"# {title}\n\n" + to_markdown(blocks))
-    page = write_atomic(out / "report.html", to_html([heading(title, 1), *blocks], title))
+    md = write_text(out / "report.md", f"# {title}\n\n" + to_markdown(blocks))
+    page = write_text(out / "report.html", to_html([heading(title, 1), *blocks], title))
     return md, page
 
 
