@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -39,7 +38,7 @@ import pandas as pd
 
 from abm.calibrate.distance import TargetDistance, verdict
 from abm.calibrate.targets import Target
-from abm.sweep.outdir import move_aside, request_diff, write_text
+from abm.sweep.outdir import move_aside, request_diff, write_figure, write_text
 from abm.sweep.sensitivity import Factor
 
 DB, REQUEST, RUN = "history.db", "request.json", "run.json"
@@ -525,11 +524,7 @@ def corner(
         f"posterior, generation {int(post['generation'].iloc[0])} ({len(post)} particles)",
         fontsize=9,
     )
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_figure(path, fig)
 
 
 def calibrated_yaml(

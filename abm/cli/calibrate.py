@@ -122,6 +122,16 @@ def parser() -> argparse.ArgumentParser:
         "abm.assays; ~5-10 s more per particle)",
     )
     p.add_argument(
+        "--emulator",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first simulate an N-point design (OUT/design/, resumable, can grow), screen the "
+        "parameters (PRCC), fit Gaussian-process emulators of the readouts on the influential "
+        "ones and run the ABC on the emulators (the rest fixed at their config values); the "
+        "predictive check re-simulates with the real model (default 0: ABC on the model)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -150,6 +160,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         fail(PROG, f"--predictive {args.predictive}: need >= 0")
     if args.seed < 0:
         fail(PROG, f"--seed {args.seed}: need >= 0")
+    if args.emulator < 0 or 0 < args.emulator < 8:
+        fail(PROG, f"--emulator {args.emulator}: need 0 (off) or a design of >= 8 points")
     out = Path(args.out)
     check_out_folder(PROG, out)
 
@@ -250,7 +262,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"  {f.describe()}")
 
     out = Path(args.out).absolute()
-    req = abc.request(args.model, fs, args.population, used, args.overrides, args.seed)
+    model = abc.ParticleModel(simulator, fs, [t.id for t in used])
+    jobs_abc = args.jobs
+    if args.emulator:
+        _check_emulated_out(args, out, used, targets, skipped, fs)
+        fs, model, extra = _emulate(args, fs, targets, skipped, used, simulator, out)
+        jobs_abc = 1  # an emulator call takes milliseconds: forked workers would cost more
+    req = abc.request(
+        args.model + ("+emulator" if args.emulator else ""),
+        fs,
+        args.population,
+        used,
+        args.overrides,
+        args.seed,
+    )
+    if args.emulator:
+        req["emulator"] = extra
     try:
         run = abc.out_state(out, req, args.force_new)
     except abc.CalibrationError as exc:
@@ -264,9 +291,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"stored, epsilon {eps:.3g})"
         )
 
-    model = abc.ParticleModel(simulator, fs, [t.id for t in used])
     if done < args.generations and eps > args.min_epsilon:
-        _first_evaluation(simulator, fs, used, args, args.generations - done)
+        if not args.emulator:
+            _first_evaluation(simulator, fs, used, args, args.generations - done)
         import os
         import signal
 
@@ -288,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 population=args.population,
                 generations=args.generations,
                 min_epsilon=args.min_epsilon,
-                jobs=args.jobs,
+                jobs=jobs_abc,
                 run=run,
                 req=req,
                 seed=args.seed,
@@ -314,6 +341,102 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{run.get('evaluations', '?')} evaluations in all"
     )
     _outputs(out, run, fs, targets, skipped, simulator, truth, args)
+
+
+def _check_emulated_out(args, out: Path, used, targets, skipped, fs) -> None:
+    """Before the design is simulated: refuse (one line, exit 2) an OUT whose stored
+    calibration differs in anything but what the screen decides (the factors)."""
+    import json
+
+    from abm.calibrate import abc
+    from abm.calibrate import emulator as em
+    from abm.sweep.outdir import request_diff
+
+    if args.force_new or not (out / abc.REQUEST).is_file():
+        return
+    computed = [t for t in targets if t.id not in skipped]
+    dreq = em.design_request(args.model, fs, computed, args.overrides, args.seed)
+    now = abc.request(args.model + "+emulator", [], args.population, used, args.overrides,
+                      args.seed)  # fmt: skip
+    now["emulator"] = {"design": int(args.emulator), "design_request": dreq}
+    try:
+        old = json.loads((out / abc.REQUEST).read_text())
+    except (OSError, ValueError):
+        old = {}
+    old.pop("factors", None)
+    now.pop("factors", None)
+    if isinstance(old.get("emulator"), dict):
+        old["emulator"].pop("screened_out", None)
+    diff = request_diff(old, now)
+    if diff:
+        fail(
+            PROG,
+            f"--out {out} holds another calibration (it differs in: {', '.join(diff)}); give "
+            f"another --out, or --force-new to move it to {out}/previous-<time>/ and start afresh",
+        )
+
+
+def _emulate(args, fs, targets, skipped, used, simulator, out: Path) -> tuple:
+    """``--emulator N``: the design (simulated, resumable), the screen and the emulators;
+    returns (the influential factors, the emulated model for pyabc, the request's
+    ``emulator`` entry). Bad or conflicting input: one line, exit 2."""
+    from abm.calibrate import emulator as em
+    from abm.sweep.outdir import move_aside, write_csv
+
+    computed = [t for t in targets if t.id not in skipped]
+    dreq = em.design_request(args.model, fs, computed, args.overrides, args.seed)
+    folder = out / em.DESIGN_DIR
+    try:
+        em.design_state(folder, dreq)
+    except em.DesignError as exc:
+        if not args.force_new:
+            fail(PROG, str(exc))
+        print(f"moved the previous design to {move_aside(out, [folder])}")
+    t0 = time.perf_counter()
+    print(f"design: {args.emulator} points of the real model in {folder} ({args.jobs} worker(s))")
+    table = em.run_design(
+        simulator, fs, computed, dreq, folder, args.emulator, jobs=args.jobs,
+        progress=not args.quiet,
+    )  # fmt: skip
+    failed = table[table["error"].notna()]
+    print(
+        f"design: {len(table)} points ({len(failed)} failed), median "
+        f"{table['seconds'].median():.1f} s a point; {time.perf_counter() - t0:.0f} s this run"
+    )
+    scr = em.screen(table, fs, computed, seed=args.seed)
+    write_csv(folder / em.SCREEN, scr)
+    em.screen_chart(scr, folder / em.SCREEN_PNG)
+    infl = em.influential(scr, fs)
+    print(em.screen_text(scr, fs))
+    if not infl:
+        fail(
+            PROG,
+            f"screen: no --param is influential on a calibrate target over the {len(table)}-point "
+            f"design ({folder / em.SCREEN}); grow the design (--emulator) or change --param",
+            EXIT_FAILED,
+        )
+    fixed = [f.key for f in fs if f not in infl]
+    emu = em.Emulator(table, infl, computed, seed=args.seed)
+    missing = [t.id for t in used if t.id not in emu.gps]
+    if missing:
+        fail(
+            PROG,
+            f"emulator: too few finite design readouts for {', '.join(missing)} "
+            f"({folder / em.DESIGN}); grow the design",
+            EXIT_FAILED,
+        )
+    diag = emu.diagnostics(computed)
+    write_csv(folder / em.EMULATOR, diag)
+    em.emulator_chart(emu, computed, folder / em.EMULATOR_PNG)
+    print("emulators (log10 readouts; leave-one-out):")
+    for _, r in diag.iterrows():
+        print(
+            f"  {r['target']} ({r['role']}): RMSE {r['loo_rmse_log10']:.3f} vs spread "
+            f"{r['spread_log10']:.3f}, R2 {r['loo_r2']:.2f}, {100 * r['loo_within_95']:.0f}% "
+            f"inside their 95% interval"
+        )
+    extra = {"design": int(args.emulator), "design_request": dreq, "screened_out": fixed}
+    return infl, em.EmulatedModel(emu, [t.id for t in used], args.seed), extra
 
 
 def _interrupted(out: Path) -> None:

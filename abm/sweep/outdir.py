@@ -32,6 +32,17 @@ def write_csv(path: Path, table: Any) -> Path:
     return path
 
 
+def write_figure(path: Path, fig: Any, dpi: int = 110) -> Path:
+    """Save a matplotlib figure to ``path`` through a temporary file, close it, replace."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def request_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The top-level fields in which two requests differ (empty: the same request)."""
     return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
