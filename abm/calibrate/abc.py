@@ -43,8 +43,9 @@ from abm.sweep.sensitivity import Factor
 
 DB, REQUEST, RUN = "history.db", "request.json", "run.json"
 POSTERIOR, SUMMARY, PREDICTIVE = "posterior.csv", "posterior_summary.csv", "predictive.csv"
+PREDICTIVE_PNG = "predictive.png"
 CORNER, CALIBRATED, TARGETS_USED = "corner.png", "calibrated.yaml", "targets_used.csv"
-OUTPUTS = (POSTERIOR, SUMMARY, PREDICTIVE, CORNER, CALIBRATED, TARGETS_USED)
+OUTPUTS = (POSTERIOR, SUMMARY, PREDICTIVE, PREDICTIVE_PNG, CORNER, CALIBRATED, TARGETS_USED)
 DISTANCE = "log10-band-rms/1"  # abm.calibrate.distance: changes here make a new request
 QUANTILES = (0.025, 0.5, 0.975)
 
@@ -473,6 +474,58 @@ def predictive(
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def predictive_chart(
+    pred: pd.DataFrame, path: Path, prior: Mapping[str, tuple[float, float]] | None = None
+) -> Path:
+    """One row per computed target: its band (grey), the posterior-predictive 95% range (bar)
+    and median (dot), and, when given, the prior's 95% range over a design (light bar); the x
+    axis is log10 of readout over the band's reference (its geometric centre, or the limit of a
+    censored band), so targets in different units share it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = pred[pred["n_draws"] > 0].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.36 * max(len(rows), 1)))
+    for i, r in rows.iterrows():
+        lo, hi = float(r["band_lo"]), float(r["band_hi"])
+        if r["kind"] == "censored_upper":
+            ref, blo, bhi = hi, -3.0, 0.0
+        elif r["kind"] == "censored_lower":
+            ref, blo, bhi = lo, 0.0, 3.0
+        else:
+            ref = math.sqrt(lo * hi)
+            blo, bhi = math.log10(lo / ref), math.log10(hi / ref)
+        y = len(rows) - 1 - i
+        ax.barh(y, bhi - blo, left=blo, height=0.6, color="0.85", zorder=1)
+
+        def lg(v: float, ref: float = ref) -> float:
+            return math.log10(max(v, 1e-30) / ref)
+
+        if prior is not None and r["id"] in prior:
+            p_lo, p_hi = prior[r["id"]]
+            ax.plot([lg(p_lo), lg(p_hi)], [y + 0.22, y + 0.22], color="C1", lw=2, alpha=0.5,
+                    solid_capstyle="butt", zorder=2)  # fmt: skip
+        color = "C2" if r["verdict"] == "within band" else "C3"
+        ax.plot([lg(r["q2.5"]), lg(r["q97.5"])], [y, y], color=color, lw=2.5, zorder=3)
+        ax.plot(lg(r["q50"]), y, "o", color=color, ms=5, zorder=4)
+    labels = [f"{r['id']} ({r['role'][0]})" for _, r in rows.iterrows()]
+    ax.set_yticks(range(len(rows)), labels[::-1], fontsize=7)
+    ax.axvline(0, color="0.6", lw=0.6, ls=":")
+    ax.set_xlabel("log10(readout / band reference)", fontsize=8)
+    ax.set_xlim(-3.5, 3.5)
+    ax.tick_params(labelsize=7)
+    extra = "; orange: prior predictive (the design)" if prior else ""
+    ax.set_title(
+        "grey: target band; bar, dot: posterior-predictive 95% range, median\n"
+        f"(green: median in band){extra}; c: calibrate, h: hold-out",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    return write_figure(path, fig)
 
 
 def corner(

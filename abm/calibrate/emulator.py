@@ -272,7 +272,7 @@ def screen_chart(scr: pd.DataFrame, path: Path) -> Path:
     order = list(dict.fromkeys(scr["target"]))
     params = list(dict.fromkeys(scr["parameter"]))
     tab, infl = tab.loc[order, params], infl.loc[order, params]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(params), 1.5 + 0.32 * len(order)))
+    fig, ax = plt.subplots(figsize=(3.0 + 0.5 * len(params), 2.2 + 0.3 * len(order)))
     im = ax.imshow(tab.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     yy, xx = np.nonzero(infl.to_numpy(bool))
     ax.scatter(xx, yy, s=12, c="k", marker="o")
@@ -281,8 +281,8 @@ def screen_chart(scr: pd.DataFrame, path: Path) -> Path:
     roles = dict(zip(scr["target"], scr["role"], strict=False))
     ax.set_yticks(range(len(order)), [f"{t} ({roles[t][0]})" for t in order], fontsize=7)
     fig.colorbar(im, ax=ax, label="PRCC (log10 readout)")
-    ax.set_title("screen over the design (dot: interval excludes 0 and |PRCC| >= "
-                 f"{SCREEN_MIN:g}; c: calibrate, h: hold-out)", fontsize=8)  # fmt: skip
+    ax.set_title(f"PRCC over the design\ndot: 95% interval excludes 0, |PRCC| >= {SCREEN_MIN:g}\n"
+                 "c: calibrate, h: hold-out target", fontsize=7)  # fmt: skip
     fig.tight_layout()
     return write_figure(path, fig)
 

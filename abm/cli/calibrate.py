@@ -537,6 +537,29 @@ def _first_evaluation(simulator, fs, used, args: argparse.Namespace, generations
     )
 
 
+def _design_spread(out: Path, targets) -> dict | None:
+    """The 2.5-97.5% range of every target's readout over OUT's design (the prior
+    predictive), or None without a design."""
+    import numpy as np
+    import pandas as pd
+
+    from abm.calibrate import emulator as em
+
+    path = out / em.DESIGN_DIR / em.DESIGN
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    spread = {}
+    for t in targets:
+        col = f"readout:{t.id}"
+        if col in table:
+            y = table[col].to_numpy(float)
+            y = y[np.isfinite(y)]
+            if len(y):
+                spread[t.id] = tuple(np.quantile(y, [0.025, 0.975]))
+    return spread
+
+
 def _hms(sec: float) -> str:
     if sec < 120:
         return f"{sec:.0f} s"
@@ -567,6 +590,7 @@ def _outputs(out: Path, run: dict, fs, targets, skipped, simulator, truth, args)
         progress=not args.quiet,
     )
     write_csv(out / abc.PREDICTIVE, pred)
+    abc.predictive_chart(pred, out / abc.PREDICTIVE_PNG, _design_spread(out, targets))
     cols = ["parameter", "median", "q2.5", "q97.5", "ci_width_of_prior"]
     if truth is not None:
         cols += ["true", "true_in_ci"]
