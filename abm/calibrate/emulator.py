@@ -46,7 +46,7 @@ DESIGN, DESIGN_REQUEST = "design.csv", "request.json"
 SCREEN, EMULATOR = "screen.csv", "emulator.csv"
 SCREEN_PNG, EMULATOR_PNG = "screen.png", "emulator.png"
 SCREEN_MIN = 0.2  # |PRCC| below this is not influential even when its interval excludes 0
-FLOOR = 1e-12  # readouts <= 0 enter log10 at this level (a field that decayed to nothing)
+CLIP_DECADES = 3.0  # log readouts are clipped this far beyond the target's band
 
 
 class DesignError(ValueError):
@@ -189,12 +189,19 @@ def run_design(
     return table[table["point"] < n].sort_values("point").reset_index(drop=True)
 
 
-def log_readouts(table: pd.DataFrame, tid: str) -> np.ndarray:
-    """log10 of a target's design readouts; <= 0 at log10(:data:`FLOOR`), NaN kept."""
-    y = table[f"readout:{tid}"].to_numpy(float)
+def log_readouts(table: pd.DataFrame, target: Target) -> np.ndarray:
+    """log10 of a target's design readouts, clipped to :data:`CLIP_DECADES` beyond its band
+    (a readout of 0, or an infinite ratio, is as far off as one 3 decades out: no outlier
+    of -inf or -12 bends the fit); NaN stays NaN."""
+    y = table[f"readout:{target.id}"].to_numpy(float)
+    lo, hi = target.band
+    lo_ref = lo if lo > 0 else hi
+    hi_ref = hi if math.isfinite(hi) else lo
+    floor = math.log10(lo_ref) - CLIP_DECADES
+    ceil = math.log10(hi_ref) + CLIP_DECADES
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.where(np.isnan(y), np.nan,
-                        math.log10(FLOOR)))  # fmt: skip
+        ly = np.log10(np.where(y > 0, y, 0.0))  # 0 and below: -inf, clipped to the floor
+    return np.where(np.isnan(y), np.nan, np.clip(ly, floor, ceil))
 
 
 def sampled_matrix(table: pd.DataFrame, fs: Sequence[Factor]) -> np.ndarray:
@@ -215,7 +222,7 @@ def screen(
     x = sampled_matrix(table, fs)
     rows = []
     for t in targets:
-        y = log_readouts(table, t.id)
+        y = log_readouts(table, t)
         ok = np.isfinite(y)
         if ok.sum() < len(fs) + 3 or np.ptp(y[ok]) == 0:
             for f in fs:
@@ -335,7 +342,7 @@ class Emulator:
         self.data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         d = len(self.fs)
         for t in targets:
-            y = log_readouts(table, t.id)
+            y = log_readouts(table, t)
             ok = np.isfinite(y)
             if ok.sum() < d + 3:
                 continue

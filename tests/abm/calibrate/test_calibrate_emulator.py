@@ -146,3 +146,11 @@ def test_toy_through_its_emulator_recovers_the_truth(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "differs in: emulator" in err and err.count("\n") == 1
     assert len(pd.read_csv(out / em.DESIGN_DIR / em.DESIGN)) == 24
+
+
+def test_log_readouts_clip_three_decades_beyond_the_band():
+    t = target("y")  # level 1, tolerance 0.1: band 10**-0.1 .. 10**0.1
+    table = pd.DataFrame({"readout:y": [0.0, -1.0, 1.0, 100.0, 1e9, math.inf, math.nan]})
+    got = em.log_readouts(table, t)
+    assert got[:5] == pytest.approx([-3.1, -3.1, 0.0, 2.0, 3.1])
+    assert got[5] == pytest.approx(3.1) and math.isnan(got[6])
