@@ -383,6 +383,12 @@ def _emulate(args, fs, targets, skipped, used, simulator, out: Path) -> tuple:
     from abm.calibrate import emulator as em
     from abm.sweep.outdir import move_aside, write_csv
 
+    if args.emulator < len(fs) + 3:
+        fail(
+            PROG,
+            f"--emulator {args.emulator}: the screen's PRCC over {len(fs)} parameters needs at "
+            f"least {len(fs) + 3} design points (4-5 per parameter fit the emulators well)",
+        )
     computed = [t for t in targets if t.id not in skipped]
     dreq = em.design_request(args.model, fs, computed, args.overrides, args.seed)
     folder = out / em.DESIGN_DIR

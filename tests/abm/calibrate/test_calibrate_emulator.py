@@ -154,3 +154,18 @@ def test_log_readouts_clip_three_decades_beyond_the_band():
     got = em.log_readouts(table, t)
     assert got[:5] == pytest.approx([-3.1, -3.1, 0.0, 2.0, 3.1])
     assert got[5] == pytest.approx(3.1) and math.isnan(got[6])
+
+
+def test_too_small_a_design_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "toy", "--out", str(tmp_path / "t"), "--emulator", "4", "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--emulator 4: need 0 (off) or a design of >= 8" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "joint", "--out", str(tmp_path / "j"), "--emulator", "9", "--quiet",
+              *(f"--param=biology.macrophage.{k}" for k in ("activation_rate",
+                "resolution_rate", "capacity", "secretion.TNF", "secretion.IL1b",
+                "secretion.IL6", "secretion.CCL2")), "sim.days=0.01"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "needs at least 10 design points" in err
+    assert err.count("\n") == 1 and not (tmp_path / "j" / "design").exists()
