@@ -104,7 +104,16 @@ def design_state(folder: Path, req: Mapping[str, Any]) -> pd.DataFrame | None:
         )
     if not dpath.exists() or dpath.stat().st_size == 0:
         return None
+    _drop_partial_line(dpath)
     return pd.read_csv(dpath)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """A process killed while writing a row leaves it unterminated: cut the file back to its
+    last complete line (that point is simulated again)."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 _SIMULATE: Callable | None = None

@@ -23,6 +23,7 @@ Running the same command again with the same ``--out`` continues the stored run 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -294,37 +295,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     if done < args.generations and eps > args.min_epsilon:
         if not args.emulator:
             _first_evaluation(simulator, fs, used, args, args.generations - done)
-        import os
-        import signal
-
-        main_pid = os.getpid()
-
-        def stop(signum: int, _frame: object) -> None:
-            if os.getpid() != main_pid:  # a forked worker being ended: end quietly
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-            raise KeyboardInterrupt(signum)
-
-        previous = signal.signal(signal.SIGTERM, stop)  # a cluster's time limit: as Ctrl-C
         try:
-            run = abc.run_abc(
-                out,
-                model,
-                fs,
-                used,
-                population=args.population,
-                generations=args.generations,
-                min_epsilon=args.min_epsilon,
-                jobs=jobs_abc,
-                run=run,
-                req=req,
-                seed=args.seed,
-                progress=not args.quiet,
-            )
+            with _sigterm_as_interrupt():
+                run = abc.run_abc(
+                    out,
+                    model,
+                    fs,
+                    used,
+                    population=args.population,
+                    generations=args.generations,
+                    min_epsilon=args.min_epsilon,
+                    jobs=jobs_abc,
+                    run=run,
+                    req=req,
+                    seed=args.seed,
+                    progress=not args.quiet,
+                )
         except KeyboardInterrupt:
             _interrupted(out)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     else:
         print(
             f"{PROG}: {out} already holds {done} generation(s) (epsilon {eps:.3g}); "
@@ -400,10 +388,20 @@ def _emulate(args, fs, targets, skipped, used, simulator, out: Path) -> tuple:
         print(f"moved the previous design to {move_aside(out, [folder])}")
     t0 = time.perf_counter()
     print(f"design: {args.emulator} points of the real model in {folder} ({args.jobs} worker(s))")
-    table = em.run_design(
-        simulator, fs, computed, dreq, folder, args.emulator, jobs=args.jobs,
-        progress=not args.quiet,
-    )  # fmt: skip
+    try:
+        with _sigterm_as_interrupt():
+            table = em.run_design(
+                simulator, fs, computed, dreq, folder, args.emulator, jobs=args.jobs,
+                progress=not args.quiet,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        held = em.design_state(folder, dreq)
+        fail(
+            PROG,
+            f"interrupted: {folder / em.DESIGN} holds {0 if held is None else len(held)} "
+            f"design point(s); run the same command again to continue",
+            130,
+        )
     failed = table[table["error"].notna()]
     print(
         f"design: {len(table)} points ({len(failed)} failed), median "
@@ -443,6 +441,28 @@ def _emulate(args, fs, targets, skipped, used, simulator, out: Path) -> tuple:
         )
     extra = {"design": int(args.emulator), "design_request": dreq, "screened_out": fixed}
     return infl, em.EmulatedModel(emu, [t.id for t in used], args.seed), extra
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a cluster's time limit, ``scancel``) raises KeyboardInterrupt in this process,
+    as Ctrl-C does; forked workers that get it just end."""
+    import os
+    import signal
+
+    main_pid = os.getpid()
+
+    def stop(signum: int, _frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked worker being ended: end quietly
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        raise KeyboardInterrupt(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupted(out: Path) -> None:

@@ -169,3 +169,14 @@ def test_too_small_a_design_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "needs at least 10 design points" in err
     assert err.count("\n") == 1 and not (tmp_path / "j" / "design").exists()
+
+
+def test_a_row_cut_off_by_a_kill_is_simulated_again(tmp_path):
+    sim = Counting()
+    em.run_design(sim, FS, TARGETS, req(), tmp_path, 4, progress=False)
+    path = tmp_path / em.DESIGN
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])  # point 3 half written
+    table = em.run_design(sim, FS, TARGETS, req(), tmp_path, 4, progress=False)
+    assert sim.calls == 5 and list(table["point"]) == [0, 1, 2, 3]
+    assert table["readout:y"].notna().all()
