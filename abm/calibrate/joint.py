@@ -29,6 +29,16 @@ In-silico assays (``assays=True``): targets whose arms are conditions of an assa
 each assay runs once per particle, only the conditions the targets need. Without it they are
 listed as not computed (an assay adds seconds per particle).
 
+Therapy arms (``therapy=True``; the ``--predictive`` check of ``abm-calibrate``, never the
+ABC): ``oa_msc`` (``therapy=msc``, its default dose) and ``oa_msc_primed`` (the same, IFN-γ
+primed) run from the particle's spin-up through the spin-up cache (:func:`abm.spinup.start_model`:
+the spin-up is simulated once per particle and shared by its therapy arms) for ``sim.days``;
+their readout ``<metric>_benefit`` is the untreated ``oa`` arm's metric minus the treated
+arm's, averaged over the window (a branched run equals the continuous one bit for bit, so
+the pair shares every draw up to the injection). A ratio of two therapy arms (C6: primed over
+naive) is the ratio of their benefits; when the denominator's benefit is <= 0 the ratio is
++inf if the numerator's benefit is larger (the first arm protects more), else 0.
+
 Seeds: every particle runs its own seed, ``seed`` + a hash of its parameter values (so the
 posterior includes the model's seed-to-seed noise and a particle's readouts are
 reproducible); both arms of a particle share it.
@@ -47,6 +57,13 @@ from abm.calibrate.targets import Target
 from abm.units import MIN_PER_DAY
 
 ARMS = ("oa", "healthy", "oa_mild")  # untreated scenarios (conf/scenario)
+# Therapy arms (hold-out targets; ``therapy=True``): the OA scenario with these overrides,
+# branched from the particle's own spin-up (abm.spinup cache), paired with its ``oa`` arm.
+THERAPY_ARMS = {
+    "oa_msc": ("therapy=msc",),
+    "oa_msc_primed": ("therapy=msc", "therapy.prelicensed=true"),
+}
+BENEFIT = "_benefit"  # readout <metric>_benefit: untreated minus treated, same seed
 DERIVED = {"macrophage_m1_fraction": "fraction", "agg_loss_pct_per_year": "%/year"}
 CONVERT = {("ng/mL", "pg/mL"): 1e3, ("pg/mL", "ng/mL"): 1e-3}
 RESERVED = ("scenario", "therapy", "design", "resume", "perturb")
@@ -61,6 +78,14 @@ def metric_units() -> dict[str, str]:
 
     bio = default_biology()
     return units(catalogue([t(getattr(bio, t.name)) for t in registry()], bio))
+
+
+def benefit_ratio(num: float, den: float) -> float:
+    """The ratio of two arms' benefits: ``num / den``; with ``den <= 0`` (the second arm does
+    not help) +inf when the first helps more, else 0."""
+    if den > 0:
+        return num / den
+    return math.inf if num > den else 0.0
 
 
 def particle_seed(values: Mapping[str, float], base: int) -> int:
@@ -78,19 +103,28 @@ class JointSimulator:
     name = "joint"
 
     def __init__(
-        self, targets: Sequence[Target], overrides: Sequence[str] = (), *, assays: bool = False
+        self,
+        targets: Sequence[Target],
+        overrides: Sequence[str] = (),
+        *,
+        assays: bool = False,
+        therapy: bool = False,
     ) -> None:
         from abm.config import compose
 
         self.overrides = list(overrides)
         self.assays = bool(assays)
+        self.therapy = bool(therapy)
         base = compose(self.overrides, warn=False)  # ConfigError: bad overrides, said early
         self.spinup_days = float(base.sim.get("spinup_days", 0.0) or 0.0)
         self.days = float(base.sim.days)
         self.seed = int(base.seed)
         self._units = metric_units()
         self.targets = [t for t in targets if self.why_not(t) is None]
-        self.arms = sorted({a for t in self.targets if not self.is_assay(t) for a in t.arms})
+        arms = {a for t in self.targets if not self.is_assay(t) for a in t.arms}
+        if arms & set(THERAPY_ARMS):
+            arms.add("oa")  # the pair of every therapy arm
+        self.arms = sorted(arms)
 
     @staticmethod
     def is_assay(target: Target) -> bool:
@@ -107,6 +141,27 @@ class JointSimulator:
             from abm.assays.calibration import why_not
 
             return why_not(target.arms, target.readout, target.unit, target.is_ratio)
+        therapy = [a for a in target.arms if a in THERAPY_ARMS]
+        if therapy:
+            if not self.therapy:
+                return (
+                    f"therapy arm {therapy[0]!r}: computed only in the predictive check "
+                    "(from the spin-up cache; too costly for every particle)"
+                )
+            if len(therapy) != len(target.arms):
+                return "a ratio of a therapy arm and an untreated arm is not wired"
+            metric = target.readout.removesuffix(BENEFIT)
+            if not target.readout.endswith(BENEFIT) or metric not in self._units:
+                return (
+                    f"readout {target.readout!r}: a therapy arm's readout is <metric>{BENEFIT} "
+                    "(untreated minus treated)"
+                )
+            if target.kind == "qualitative":
+                return "qualitative patterns are not computed by the joint simulator"
+            unit = self._units[metric]
+            if not target.is_ratio and unit != target.unit and (unit, target.unit) not in CONVERT:
+                return f"unit {target.unit!r}: the metric {metric} is in {unit}"
+            return None
         bad = [a for a in target.arms if a not in ARMS]
         if bad:
             return (
@@ -175,15 +230,50 @@ class JointSimulator:
             warn=False,
         )
 
+    def therapy_config(self, arm: str, values: Mapping[str, float], seed: int) -> Any:
+        """The composed config of a therapy arm: OA, the arm's therapy, the spin-up kept."""
+        from abm.config import compose
+
+        params = [f"{k}={float(v):.12g}" for k, v in values.items()]
+        return compose(
+            [*self.overrides, *params, "scenario=oa", *THERAPY_ARMS[arm], f"seed={seed}"],
+            warn=False,
+        )
+
     def run_arm(self, arm: str, values: Mapping[str, float], seed: int) -> Any:
         """The metric history of one arm (a DataFrame, one row per step, ``day`` = days after
         the spin-up)."""
+        if arm in THERAPY_ARMS:
+            from abm.spinup import start_model
+
+            model = start_model(self.therapy_config(arm, values, seed))
+            metrics = model.run(self.days).copy()
+            metrics["day"] = metrics["time_min"] / MIN_PER_DAY
+            return metrics
         from abm.model import JointModel
 
         model = JointModel(self.config(arm, values, seed))
         metrics = model.run(self.spinup_days + self.days).copy()
         metrics["day"] = metrics["time_min"] / MIN_PER_DAY - self.spinup_days
         return metrics
+
+    def _benefit(self, runs: Mapping[str, Any], arm: str, target: Target) -> float:
+        """Untreated ``oa`` minus ``arm`` of ``target``'s metric, mean over its window."""
+        a, b = self.window(target)
+        metric = target.readout.removesuffix(BENEFIT)
+        vals = []
+        for name in ("oa", arm):
+            m = runs[name]
+            day = m["day"].to_numpy(float)
+            series = m[metric].to_numpy(float)
+            sel = (day > a + 1e-9) & (day <= b + 1e-9)
+            if a == b or not sel.any():
+                vals.append(float(np.interp(b, day, series)))
+            else:
+                vals.append(float(np.mean(series[sel])))
+        unit = self._units[metric]
+        scale = CONVERT.get((unit, target.unit), 1.0) if not target.is_ratio else 1.0
+        return (vals[0] - vals[1]) * scale
 
     def _readout(self, metrics: Any, target: Target, ratio: bool) -> float:
         a, b = self.window(target)
@@ -224,6 +314,10 @@ class JointSimulator:
                     out[t.id] = vals[0]
         for t in self.targets:
             if self.is_assay(t):
+                continue
+            if any(a in THERAPY_ARMS for a in t.arms):
+                ben = [self._benefit(runs, a, t) for a in t.arms]
+                out[t.id] = benefit_ratio(*ben) if t.is_ratio else ben[0]
                 continue
             if t.is_ratio:
                 num, den = (self._readout(runs[a], t, True) for a in t.arms)

@@ -328,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"run {run['run_id']}: {stop}; epsilon {run['epsilon']:.3g}; "
         f"{run.get('evaluations', '?')} evaluations in all"
     )
+    if args.model == "joint":  # the predictive check adds the therapy arms (hold-outs)
+        from abm.calibrate.joint import JointSimulator
+
+        simulator = JointSimulator(targets, args.overrides, assays=args.assays, therapy=True)
+        skipped = {t.id: why for t in targets if (why := simulator.why_not(t)) is not None}
     _outputs(out, run, fs, targets, skipped, simulator, truth, args)
 
 

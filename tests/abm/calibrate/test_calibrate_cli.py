@@ -150,6 +150,9 @@ def test_joint_smoke(tmp_path, capsys):
     pred = pd.read_csv(out / abc.PREDICTIVE).set_index("id")
     assert pred.loc["C1a_il6", "n_draws"] == 2
     assert pred.loc["C3_mlr", "verdict"].startswith("not computed")
+    # the therapy arms (hold-outs) are computed for the predictive check only
+    assert pred.loc["C6_primed", "n_draws"] == 2
+    assert not pred.loc["C6_primed", "verdict"].startswith("not computed")
     cal = yaml.safe_load((out / abc.CALIBRATED).read_text())
     assert list(cal["values"]) == [RATE] and cal["overrides"][0].startswith(f"{RATE}=")
 
