@@ -7,14 +7,15 @@ simulator at each point (:func:`run_design`, forked workers, one row appended to
 ``OUT/design/design.csv`` as each finishes: resumable) -> :func:`screen` (PRCC of each target's
 log10 readout on each factor, t-test p-values and bootstrap intervals:
 ``OUT/design/screen.csv``; a factor is *influential* when for some used target ``p <
-SCREEN_P`` and ``|PRCC| >= SCREEN_MIN``) -> :class:`Emulator` (one Gaussian process per target on log10 readout over the
-influential factors, scaled to the unit cube; its white-noise term holds the seed-to-seed noise
-and the effect of the screened-out factors; leave-one-out errors in
-``OUT/design/emulator.csv``) -> :class:`EmulatedModel`, the model pyabc calls: a readout *drawn*
-from the emulator's predictive distribution (mean and standard deviation), so the posterior
-carries the emulator's uncertainty -> :func:`abm.calibrate.abc.run_abc` as for the real model
--> the posterior-predictive check re-simulates posterior draws with the **real** model
-(:func:`abm.calibrate.abc.predictive`): the emulator is judged by the simulator, not by itself.
+SCREEN_P`` and ``|PRCC| >= SCREEN_MIN``) -> :class:`Emulator` (one Gaussian process per
+target on log10 readout over the influential factors, scaled to the unit cube; its white-noise
+term holds the seed-to-seed noise and the effect of the screened-out factors; leave-one-out
+errors in ``OUT/design/emulator.csv``) -> :class:`EmulatedModel`, the model pyabc calls: a
+readout *drawn* from the emulator's predictive distribution (mean and standard deviation), so
+the posterior carries the emulator's uncertainty -> :func:`abm.calibrate.abc.run_abc` as for
+the real model -> the posterior-predictive check re-simulates posterior draws with the
+**real** model (:func:`abm.calibrate.abc.predictive`): the emulator is judged by the
+simulator, not by itself.
 
 This is history matching's idea (spend the expensive runs on a design, learn where the targets
 can be met, then sample) with ABC in place of implausibility cuts: the emulator's variance
