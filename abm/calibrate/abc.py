@@ -459,8 +459,9 @@ def predictive(
             rows.append(row)
             continue
         ys = np.array([float(s.get(t.id, math.nan)) for s in sims], dtype=float)
-        ok = ys[np.isfinite(ys)]
-        q = np.quantile(ok, QUANTILES) if len(ok) else np.full(3, math.nan)
+        ok = ys[~np.isnan(ys)]  # +inf is a value (a ratio over 0: "more than any"), NaN is not
+        method = "linear" if np.isfinite(ok).all() else "inverted_cdf"  # no inf - inf
+        q = np.quantile(ok, QUANTILES, method=method) if len(ok) else np.full(3, math.nan)
         within = [verdict(t, y) == "within band" for y in ok]
         row.update(
             {

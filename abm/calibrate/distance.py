@@ -101,8 +101,10 @@ class TargetDistance:
 def verdict(target: Target, sim: float) -> str:
     """``within band``, ``outside band (low)``/``(high)``, ``pattern fails`` or ``no value``."""
     s = float(sim)
-    if not math.isfinite(s):
+    if math.isnan(s):
         return "no value"
+    if s == math.inf and target.kind == "censored_lower":  # a ratio over 0: "more than any"
+        return "within band"
     if excess(target, s) == 0:
         return "within band"
     if target.kind == "qualitative":

@@ -147,3 +147,20 @@ def test_failed_simulation_is_rejected_not_fatal():
     m = abc.ParticleModel(broken, FS, ["a", "b"])
     out = m({"toy.production": 1.0, "toy.decay": 0.0})
     assert set(out) == {"a", "b"} and all(math.isnan(v) for v in out.values())
+
+
+def test_predictive_counts_an_infinite_ratio_and_drops_nan():
+    """A ratio over 0 (+inf: "more than any") is a readout a censored_lower target meets; a
+    failed simulation (NaN) is no readout."""
+    from abm.calibrate.targets import Target
+
+    t = Target(id="rise", readout="r", arm="a/b", window=None, kind="censored_lower", value=1.0,
+               lower=math.nan, upper=math.nan, unit="fold", tol=0.1, species="", source="",
+               role="hold_out")  # fmt: skip
+    post = pd.DataFrame({"toy.production": [1.0, 2.0, 3.0], "toy.decay": [0.1] * 3,
+                         "weight": [1 / 3] * 3})  # fmt: skip
+    outs = iter([{"rise": math.inf}, {"rise": math.inf}, {"rise": math.nan}])
+    pred = abc.predictive(lambda v: next(outs), post, FS, [t], {}, n=3, progress=False)
+    row = pred.iloc[0]
+    assert row["n_draws"] == 2 and row["q50"] == math.inf
+    assert row["verdict"] == "within band" and row["fraction_within"] == 1.0
