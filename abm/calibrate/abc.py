@@ -38,14 +38,15 @@ import pandas as pd
 
 from abm.calibrate.distance import TargetDistance, verdict
 from abm.calibrate.targets import Target
-from abm.sweep.outdir import move_aside, request_diff, write_figure, write_text
+from abm.sweep.outdir import move_aside, request_diff, write_csv, write_figure, write_text
 from abm.sweep.sensitivity import Factor
 
 DB, REQUEST, RUN = "history.db", "request.json", "run.json"
 POSTERIOR, SUMMARY, PREDICTIVE = "posterior.csv", "posterior_summary.csv", "predictive.csv"
-PREDICTIVE_PNG = "predictive.png"
+PREDICTIVE_PNG, PREDICTIVE_DRAWS = "predictive.png", "predictive_draws.csv"
 CORNER, CALIBRATED, TARGETS_USED = "corner.png", "calibrated.yaml", "targets_used.csv"
-OUTPUTS = (POSTERIOR, SUMMARY, PREDICTIVE, PREDICTIVE_PNG, CORNER, CALIBRATED, TARGETS_USED)
+OUTPUTS = (POSTERIOR, SUMMARY, PREDICTIVE, PREDICTIVE_DRAWS, PREDICTIVE_PNG, CORNER, CALIBRATED,
+           TARGETS_USED)  # fmt: skip
 DISTANCE = "log10-band-rms/1"  # abm.calibrate.distance: changes here make a new request
 QUANTILES = (0.025, 0.5, 0.975)
 
@@ -424,13 +425,22 @@ def predictive(
     jobs: int = 1,
     seed: int = 0,
     progress: bool = True,
+    draws_path: Path | None = None,
 ) -> pd.DataFrame:
     """Posterior-predictive bands: simulate at up to ``n`` posterior draws; per target the
     2.5/50/97.5% quantiles of its readout, its band, and the verdict of the median (within
-    band or not). Targets in ``skipped`` are listed with why."""
+    band or not). Targets in ``skipped`` are listed with why. ``draws_path``: also write each
+    draw (particle, parameter values, readouts) there."""
     sel = draws(post, n, seed)
     values = [{f.key: float(r[f.key]) for f in fs} for _, r in sel.iterrows()]
     sims = _simulate_many(simulator, values, jobs, progress) if len(values) else []
+    if draws_path is not None:  # every draw's values and readouts, for an audit
+        ids = [t.id for t in targets if t.id not in skipped]
+        table = pd.DataFrame(
+            [{"particle": int(p), **v, **{f"readout:{i}": s.get(i, math.nan) for i in ids}}
+             for p, v, s in zip(sel["particle"], values, sims, strict=True)]
+        )  # fmt: skip
+        write_csv(draws_path, table)
     rows = []
     for t in targets:
         lo, hi = t.band

@@ -619,6 +619,7 @@ def _outputs(out: Path, run: dict, fs, targets, skipped, simulator, truth, args)
         jobs=args.jobs,
         seed=args.seed,
         progress=not args.quiet,
+        draws_path=out / abc.PREDICTIVE_DRAWS,
     )
     write_csv(out / abc.PREDICTIVE, pred)
     abc.predictive_chart(pred, out / abc.PREDICTIVE_PNG, _design_spread(out, targets))

@@ -59,6 +59,10 @@ def test_toy_end_to_end_and_continue(tmp_path, capsys):
     pred = pd.read_csv(out / abc.PREDICTIVE)
     assert set(pred["id"]) == {"steady_level", "half_time", "quiet_level", "level_day5"}
     assert (pred["n_draws"] == 5).all()
+    each = pd.read_csv(out / abc.PREDICTIVE_DRAWS)
+    assert len(each) == 5 and set(each["particle"]) <= set(post["particle"])
+    med = each["readout:half_time"].median()
+    assert med == pytest.approx(pred.set_index("id").loc["half_time", "q50"])
 
     main([*argv[:7], "4", *argv[8:]])  # the same request, one generation more
     said = capsys.readouterr().out
