@@ -9,6 +9,7 @@ import logging
 import re
 import signal
 import threading
+import time
 
 import h5py
 import numpy as np
@@ -167,11 +168,26 @@ def to_main(sig: int) -> None:
     signal.pthread_kill(threading.main_thread().ident, sig)
 
 
+def received(sig: int) -> None:
+    """Wait (at most 5 s) until the run's handler holds ``sig`` as its pending signal: the
+    second signal must come after the first has been handled, whatever thread the kernel
+    or the interpreter handled it on (CPython runs pending handlers in signal-number order,
+    SIGINT before SIGTERM, when both are pending at once)."""
+    from abm.loop import _Signals
+
+    for _ in range(5000):
+        if _Signals.pending == sig:
+            return
+        time.sleep(0.001)  # handlers run here
+    raise AssertionError(f"signal {sig} was not received by the run's handler")
+
+
 def test_a_second_signal_during_a_write_stops_at_once():
     class Writer(Log):
         def handle(self, model):
             if model.time_min == 30.0:
                 to_main(signal.SIGTERM)  # waits for the write...
+                received(signal.SIGTERM)
                 to_main(signal.SIGINT)  # ...unless the user insists
             super().handle(model)
 
