@@ -65,3 +65,15 @@ SMALL = [
 def small():
     """Overrides for a small, fast lattice (list of Hydra overrides)."""
     return list(SMALL)
+
+
+@pytest.fixture(autouse=True)
+def _default_stop_handlers():
+    """Every test starts with Python's default SIGINT/SIGTERM handlers: a handler left behind by
+    a library or an earlier test would make the run's own handlers stand aside (abm.loop
+    installs them only over the defaults) and tests of signal handling depend on test order."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
