@@ -59,12 +59,20 @@ def param(
 
 
 def table(
-    values: Mapping[str, float], unit: str, source: str, *, doc: str = "", keys: Any = FIELD_NAMES
+    values: Mapping[str, float],
+    unit: str,
+    source: str,
+    *,
+    doc: str = "",
+    keys: Any = FIELD_NAMES,
+    plausible: Mapping[str, tuple[float, float]] | None = None,
 ) -> Any:
     """A declared name -> value table (e.g. secretion rates per field); each entry is a
-    parameter with ``unit`` and bounds [0, inf), plausible value ÷/× 10; keys from ``keys``."""
+    parameter with ``unit`` and bounds [0, inf), plausible value ÷/× 10 unless ``plausible``
+    names its range (e.g. a calibrated entry keeps the prior it was calibrated in); keys from
+    ``keys``."""
     meta = {"unit": unit, "source": source, "plausible": "x", "bounds": NONNEG, "doc": doc,
-            "keys": tuple(keys)}  # fmt: skip
+            "keys": tuple(keys), "plausible_of": dict(plausible or {})}  # fmt: skip
     frozen = dict(values)
     return field(default_factory=lambda: dict(frozen), metadata=meta)
 
@@ -191,11 +199,11 @@ class DriveParams:
     plasma-protein/DAMP leakage + cartilage fragments (abm/drive.py)."""
 
     leak_gain: float = param(
-        0.35,
+        0.218,
         "1",
-        "assumed; TLR4 ligands (plasma proteins) in OA SF drive macrophage TNF (Sohn 2012 "
-        "Arthritis Res Ther 14:R7 [R]); set so that the untreated OA start (S ~ 0.6, E ~ 1.4) "
-        "adds ~0.3 to a halved baseline",
+        "calibrated (posterior median, run joint+emulator-20261202-002924-f96c98a8); 95% interval "
+        "0.021-0.48; hand-set before 0.35 (TLR4 ligands (plasma proteins) in OA SF drive "
+        "macrophage TNF, Sohn 2012 Arthritis Res Ther 14:R7 [R])",
         plausible=(0.0, 2.0),
         doc="drive per unit synovitis S x effusion E",
     )
@@ -478,7 +486,7 @@ def _table_rows(key: str, table_: dict, meta: Mapping[str, Any]) -> Iterator[Dec
         if isinstance(v, dict):
             yield from _table_rows(f"{key}.{name}", v, meta)
             continue
-        plaus = _plausible(v, {})
+        plaus = meta.get("plausible_of", {}).get(name) or _plausible(v, {})
         yield Declared(f"{key}.{name}", v, meta["unit"], meta["source"], plaus,
                        meta["bounds"], meta.get("doc", ""), meta["keys"])  # fmt: skip
 

@@ -76,11 +76,14 @@ class Params:
                             bounds=(1e-9, 1.0))  # fmt: skip
     death_rate: float = param(0.00007, "1/min", "assumed: balances resting turnover")
     secretion: dict[str, float] = table(
-        {"IL6": 0.35, "CCL2": 0.05, "PROT": 0.001, "PGE2": 10.0, "IL1b": 0.0003},
+        {"IL6": 0.533, "CCL2": 0.05, "PROT": 0.001, "PGE2": 10.0, "IL1b": 0.0003},
         "molecules/cell/s",
-        "calibrated; PROT v2: 0.03 -> 0.001 so that the cartilage of untreated chronic OA "
-        "loses ~10%/yr of aggrecan at the explant-calibrated degradation rate (docs/ODD.md 8)",
+        "IL6: calibrated (posterior median, run joint+emulator-20261202-002924-f96c98a8); 95% "
+        "interval 0.16-1.63, hand-set before 0.35. Others hand-calibrated; PROT v2: 0.03 -> "
+        "0.001 so that the cartilage of untreated chronic OA loses ~10%/yr of aggrecan at the "
+        "explant-calibrated degradation rate (docs/ODD.md 8)",
         doc="at a = 1; ∝ max(a, basal_activity)",
+        plausible={"IL6": (0.035, 3.5)},  # the calibration's prior (hand-set 0.35 ÷/× 10)
     )
     uptake: dict[str, float] = table({}, "1/min", "assumed")
 

@@ -54,9 +54,11 @@ class Draw(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Params:
-    activation_rate: float = param(0.008, "1/min", "calibrated (hours; Frank 2021 [S] form); "
-                                   "0.004 -> 0.008 with the v2 K table: untreated OA (small 2D "
-                                   "lattice, 10 d) keeps an M1-skewed spectrum, p mean ~0.6",
+    activation_rate: float = param(0.0184, "1/min", "calibrated (posterior median, run "
+                                   "joint+emulator-20261202-002924-f96c98a8); 95% interval "
+                                   "0.0046-0.069; hand-set before: 0.008 (hours; Frank 2021 "
+                                   "[S] form)",
+                                   plausible=(0.0008, 0.08),  # the calibration's prior
                                    doc="a: pro-inflammatory drive on p")  # fmt: skip
     resolution_rate: float = param(0.004, "1/min", "calibrated",
                                    doc="b: IL-10/PGE2/memory drive toward M2")  # fmt: skip

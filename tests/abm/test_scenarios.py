@@ -36,11 +36,30 @@ def test_oa_loses_aggrecan_over_weeks_before_collagen(small):
 
 
 def test_msc_in_oa_means_fewer_m1_and_less_il1b(small):
-    """C5 at small scale, two seeds: the treated arm ends below the untreated one."""
+    """C5 at small scale, two seeds: the treated arm ends below the untreated one, by the
+    margin set for the hand-set values (biology=handset); the calibrated defaults below."""
     for seed in (0, 1):
-        oa = final(small, 5, "scenario=oa", "therapy=none", seed=seed).iloc[-1]
-        msc = final(small, 5, "scenario=oa", "therapy=msc", "therapy.day=1", seed=seed).iloc[-1]
+        oa = final(small, 5, "scenario=oa", "therapy=none", "biology=handset", seed=seed).iloc[-1]
+        msc = final(
+            small, 5, "scenario=oa", "therapy=msc", "therapy.day=1", "biology=handset", seed=seed
+        ).iloc[-1]
         assert msc["macrophage_m1"] < 0.7 * oa["macrophage_m1"]
         assert msc["il1b_fluid"] < oa["il1b_fluid"]
         assert msc["cartilage_agg"] > oa["cartilage_agg"]
         assert np.isfinite(msc.to_numpy(dtype=float)).all()
+
+
+def test_msc_in_oa_with_the_calibrated_defaults_goes_the_c5_way(small):
+    """C5 (docs/ODD.md: M1 -> M2, less IL-1β, slower aggrecan loss) with the declared
+    (calibrated) values, two seeds, paired: every readout moves the C5 way in every seed. No
+    margin: the size of the effect is judged by the 6-seed experiment (docs/validation.md
+    "Calibration"). The shift toward M2 is asserted on the spectrum (mean p down): at this
+    scale no macrophage crosses the M2 threshold by day 5 in either arm (a miss the docs
+    report)."""
+    for seed in (0, 1):
+        oa = final(small, 5, "scenario=oa", "therapy=none", seed=seed).iloc[-1]
+        msc = final(small, 5, "scenario=oa", "therapy=msc", "therapy.day=1", seed=seed).iloc[-1]
+        assert msc["macrophage_m1"] < oa["macrophage_m1"]
+        assert msc["macrophage_p_mean"] < oa["macrophage_p_mean"]
+        assert msc["il1b_fluid"] < oa["il1b_fluid"]
+        assert msc["cartilage_agg"] > oa["cartilage_agg"]

@@ -147,7 +147,9 @@ def test_calibration_computes_the_c4_arms_and_says_why_not():
             ("rise", ("macrophage_msc", "macrophage"), "macrophage_il10", "fold"),
             ("ko", ("macrophage_msc_pge2_ko",), "il10_rise_kept_fraction", "fraction"),
         ],
-        {"biology.macrophage.K.PGE2": 0.01},
+        # K 0.01 ng/mL: where the Nemeth pattern appears; a = 0.008 (hand-set): the pattern at
+        # the calibrated a is a finding (docs/validation.md), not what this test checks
+        {"biology.macrophage.K.PGE2": 0.01, "biology.macrophage.activation_rate": 0.008},
         ["sim.dt_min=2.0"],
         seed=4,
     )

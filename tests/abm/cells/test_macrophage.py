@@ -19,7 +19,10 @@ N = 200
 
 @pytest.fixture(scope="module")
 def cfg():
-    return abm.compose(["scenario=oa"])  # baseline drive 0.3 in the fake world
+    # baseline drive 0.3 in the fake world; a pinned at 0.008 (the hand-set value), the one the
+    # clamped LEVELS below were chosen to balance within the g range: these tests check the
+    # rule against its formula, not the calibrated value of a (docs/validation.md)
+    return abm.compose(["scenario=oa", "biology.macrophage.activation_rate=0.008"])
 
 
 def hill(x: float, K: float) -> float:
