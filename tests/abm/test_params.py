@@ -93,3 +93,12 @@ def test_docs_parameters_md_is_generated_from_the_declarations():
     out = subprocess.run([sys.executable, "-m", "abm.params"], capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
     assert out.stdout == on_disk
+
+
+def test_a_table_entry_can_keep_its_own_plausible_range():
+    """A calibrated table entry keeps the prior it was calibrated in (FLS IL-6: hand-set 0.35
+    ÷/× 10); the table's other entries keep value ÷/× 10."""
+    rows = {d.key: d for d in parameter_rows()}
+    il6, ccl2 = rows["biology.fls.secretion.IL6"], rows["biology.fls.secretion.CCL2"]
+    assert il6.plausible == (0.035, 3.5) and il6.plausible[0] < il6.value < il6.plausible[1]
+    assert ccl2.plausible == pytest.approx((ccl2.value / 10, ccl2.value * 10))
