@@ -19,7 +19,8 @@ same cached spin-ups) -> :mod:`abm.trial.analysis` (tables as CSV, PNG figures) 
 
 Running the same command again reuses the designs and runs only the unfinished jobs (any
 launcher); a different request aimed at the same ``--out`` is refused unless ``--force-new``
-(the old files then move to ``OUT/previous-<time>/``). Bad input is one line
+(the old files then move to ``OUT/previous-<time>/``); one that differs only in
+``trial.analysis`` re-analyses the stored runs. Bad input is one line
 ``abm-trial: error: ...`` with exit code 2 before any run; failed jobs are listed and leave their
 patient-arm without a verdict (exit code 1 at the end).
 """
@@ -56,7 +57,8 @@ BASELINE, BASELINE_MAP, ARMS, ARMS_MAP = (
 DESIGN_FILES = (POPULATION, BASELINE, BASELINE_MAP, ARMS, ARMS_MAP, SPEC, REQUEST)
 RESULT_FILES = ("outcomes.csv", "patients.csv", "responder_rates.csv", "predictors.csv",
                 "effusion.csv", "report.md", "report.html", "waterfall.png",
-                "responder_rate_vs_dose.png", "predictors.png", "effusion.png")  # fmt: skip
+                "responder_rate_vs_dose.png", "predictors.png", "effusion.png", "benefits.csv",
+                "benefits.png", "predictors_benefits.png")  # fmt: skip
 
 
 def default_config() -> Path:
@@ -152,6 +154,7 @@ def _check_metrics(spec: Any) -> None:
     named = [(f"trial.plausibility.readouts.{r.metric}", r.metric) for r in spec.readouts]
     named += [("trial.responder.pain_metric", rs.pain_metric),
               ("trial.responder.synovitis_metric", rs.synovitis_metric)]  # fmt: skip
+    named += [(f"trial.analysis.benefits.{b.metric}", b.metric) for b in spec.benefits]
     for where, m in named:
         if m not in known:
             near = difflib.get_close_matches(m, known, n=3)
@@ -207,7 +210,8 @@ def _state(out: Path, req: dict[str, Any], force_new: bool) -> bool:
     if (out / REQUEST).is_file():
         try:
             old = json.loads((out / REQUEST).read_text())
-            diff = _diff(old, req)
+            # the analysis section changes no run: a new one re-analyses the stored runs
+            diff = [d for d in _diff(old, req) if not d.startswith("trial.analysis")]
         except (OSError, ValueError):
             diff = ["(request.json unreadable)"]
         if not diff and all((out / f).is_file() for f in DESIGN_FILES):
@@ -251,6 +255,17 @@ def _write_designs(out: Path, spec: Any, cfg: Any) -> None:
     write_design(out / ARMS, adesign)
     write_csv(out / ARMS_MAP, amap)
     write_text(out / SPEC, OmegaConf.to_yaml(OmegaConf.create(spec.raw)))
+
+
+def _write_analysis(out: Path, spec: Any, req: dict[str, Any]) -> None:
+    """A reused trial keeps this request's analysis section (the rest is equal): ``--no-run``
+    later analyses as the last command did."""
+    from omegaconf import OmegaConf
+
+    old = json.loads((out / REQUEST).read_text())
+    if old != req:
+        write_text(out / SPEC, OmegaConf.to_yaml(OmegaConf.create(spec.raw)))
+        _write_request(out, req)
 
 
 def _write_request(out: Path, req: dict[str, Any]) -> None:
@@ -315,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         req = _request(spec, overrides)
         if _state(out, req, args.force_new):
             print(f"{PROG}: reusing the trial in {out}")
+            _write_analysis(out, spec, req)
         else:
             created = not out.exists()
             _write_designs(out, spec, cfg)
@@ -437,8 +453,8 @@ def _analyse(spec: Any, out: Path, baseline: Any, amap: Any, accepted: list[int]
 
     rs = spec.responder
     by_row = an.design_jobs(out / "runs" / "arms", out / ARMS, len(amap))
-    values = an.row_readouts(by_row, [rs.pain_metric, rs.synovitis_metric], rs.day, rs.window_days,
-                             dt_min)  # fmt: skip
+    metrics = [rs.pain_metric, rs.synovitis_metric, *(b.metric for b in spec.benefits)]
+    values = an.row_readouts(by_row, metrics, rs.day, rs.window_days, dt_min)
     wanted = amap[amap["patient"].isin(accepted)]
     done = {r for r, j in by_row.items() if j["status"] == "complete"}
     missing = int((~wanted["row"].isin(done)).sum())
@@ -447,11 +463,13 @@ def _analyse(spec: Any, out: Path, baseline: Any, amap: Any, accepted: list[int]
     rates = an.responder_rates(spec, patients)
     pred = an.predictors(spec, baseline, patients)
     eff = an.effusion_table(spec, baseline, patients)
+    ben = an.benefit_summary(spec, patients)
     for name, frame in (("outcomes.csv", outcomes), ("patients.csv", patients),
                         ("responder_rates.csv", rates), ("predictors.csv", pred),
-                        ("effusion.csv", eff)):  # fmt: skip
+                        ("effusion.csv", eff), ("benefits.csv", ben)):  # fmt: skip
         write_csv(out / name, frame)
-    figs: dict[str, Path | None] = {"waterfall": None, "dose": None, "predictors": None}
+    figs: dict[str, Path | None] = {"waterfall": None, "dose": None, "predictors": None,
+                                    "benefits": None, "benefit_predictors": None}  # fmt: skip
     if len(patients):
         figs["waterfall"] = an.waterfall_figure(spec, patients, out / "waterfall.png")
     if len(rates):
@@ -459,8 +477,14 @@ def _analyse(spec: Any, out: Path, baseline: Any, amap: Any, accepted: list[int]
     if len(pred):
         figs["predictors"] = an.predictors_figure(pred, out / "predictors.png")
     figs["effusion"] = an.effusion_figure(spec, baseline, patients, out / "effusion.png")
+    if len(ben):
+        figs["benefits"] = an.benefits_figure(spec, patients, ben, out / "benefits.png")
+    if len(pred) and spec.benefits:
+        figs["benefit_predictors"] = an.benefit_predictors_figure(
+            spec, pred, out / "predictors_benefits.png"
+        )
     md, page = build_report(spec, out, baseline, outcomes, patients, rates, pred, eff, figs,
-                            missing)  # fmt: skip
+                            missing, ben)  # fmt: skip
     print("\n" + rates[["arm", "n", "responders", "rate", "ci_low", "ci_high",
                         "median_pain_change_pct"]].to_string(index=False, float_format="%.3g")
           if len(rates) else "no treated arm results")  # fmt: skip

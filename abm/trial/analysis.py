@@ -164,21 +164,27 @@ def baseline_table(spec: TrialSpec, population: pd.DataFrame, bmap: pd.DataFrame
 def arm_outcomes(spec: TrialSpec, amap: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
     """Per patient x treated arm x seed: the responder readouts of the arm and of the same
     patient and seed untreated (``*_control``), the pain index's relative change and the
-    synovitis score's absolute change."""
+    synovitis score's absolute change; then each declared benefit's readout, its control and
+    its change (``Benefit.column``: relative or absolute)."""
     rs = spec.responder
     pain, syn = rs.pain_metric, rs.synovitis_metric
+    metrics = [pain, syn, *(b.metric for b in spec.benefits)]
     merged = amap.merge(values, on="row", how="left")
-    for m in (pain, syn):
+    for m in metrics:
         if m not in merged.columns:
             merged[m] = np.nan
-    ctrl = merged[merged["arm"] == spec.control_arm][["patient", "seed", pain, syn]]
-    ctrl = ctrl.rename(columns={pain: f"{pain}_control", syn: f"{syn}_control"})
+    ctrl = merged[merged["arm"] == spec.control_arm][["patient", "seed", *metrics]]
+    ctrl = ctrl.rename(columns={m: f"{m}_control" for m in metrics})
     treated = merged[merged["arm"] != spec.control_arm]
     out = treated.merge(ctrl, on=["patient", "seed"], how="left")
     out["pain_rel_change"] = relative_change(out[pain], out[f"{pain}_control"])
     out["synovitis_change"] = out[syn] - out[f"{syn}_control"]
     cols = ["patient", "arm", "seed", "row", pain, f"{pain}_control", "pain_rel_change", syn,
             f"{syn}_control", "synovitis_change"]  # fmt: skip
+    for b in spec.benefits:
+        t, c = out[b.metric].to_numpy(float), out[f"{b.metric}_control"].to_numpy(float)
+        out[b.column] = relative_change(t, c) if b.change == "relative" else t - c
+        cols += [b.metric, f"{b.metric}_control", b.column]
     return out[cols].sort_values(["arm", "patient", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -188,8 +194,10 @@ def patient_outcomes(
     """Per accepted patient x treated arm: ``n_seeds`` with both runs, the seed means of the
     paired changes (NaN if any seed lacks one: no verdict from part of the seeds), and
     ``responder`` (:func:`classify` on the means; False without a verdict) with
-    ``classified`` saying whether a verdict exists."""
+    ``classified`` saying whether a verdict exists; then the seed mean of each declared
+    benefit's change (NaN unless every seed has it)."""
     rs = spec.responder
+    extra = [b.column for b in spec.benefits]
     rows = []
     for arm in spec.treated_arms:
         for p in accepted:
@@ -200,18 +208,25 @@ def patient_outcomes(
             full = n_ok == spec.seeds and len(o) == spec.seeds
             pain = float(o["pain_rel_change"].mean()) if full else math.nan
             syn = float(o["synovitis_change"].mean()) if full else math.nan
-            rows.append({"patient": int(p), "arm": arm.name, "n_seeds": n_ok,
-                         "pain_rel_change": pain, "synovitis_change": syn})  # fmt: skip
+            row = {"patient": int(p), "arm": arm.name, "n_seeds": n_ok,
+                   "pain_rel_change": pain, "synovitis_change": syn}  # fmt: skip
+            for c in extra:
+                v = o[c].to_numpy(float) if c in o.columns else np.array([])
+                whole = len(o) == spec.seeds and len(v) and np.isfinite(v).all()
+                row[c] = float(v.mean()) if whole else math.nan
+            rows.append(row)
     table = pd.DataFrame(rows, columns=["patient", "arm", "n_seeds", "pain_rel_change",
-                                        "synovitis_change"])  # fmt: skip
-    for c in ("pain_rel_change", "synovitis_change"):
+                                        "synovitis_change", *extra])  # fmt: skip
+    for c in ("pain_rel_change", "synovitis_change", *extra):
         table[c] = table[c].astype(float)
     table["n_seeds"] = table["n_seeds"].astype(int)
     pain, syn = table["pain_rel_change"].to_numpy(), table["synovitis_change"].to_numpy()
     table["classified"] = np.isfinite(pain) & np.isfinite(syn)
     table["responder"] = classify(table["pain_rel_change"], table["synovitis_change"],
                                   rs.pain_max_rel_change, rs.synovitis_max_abs_change)  # fmt: skip
-    return table
+    first = ["patient", "arm", "n_seeds", "pain_rel_change", "synovitis_change", "classified",
+             "responder"]  # fmt: skip
+    return table[[*first, *extra]]
 
 
 def responder_rates(spec: TrialSpec, patients: pd.DataFrame) -> pd.DataFrame:
@@ -238,55 +253,96 @@ def _median_pct(t: pd.DataFrame) -> float:
     return 100 * float(t["pain_rel_change"].median()) if len(t) else math.nan
 
 
+# -- continuous benefits --------------------------------------------------------------------
+def outcome_columns(spec: TrialSpec) -> list[tuple[str, str, bool]]:
+    """The patient-table columns analysed as outcomes, in order: (column, readout, lower is
+    better): the pain change first, then every declared benefit."""
+    return [("pain_rel_change", spec.responder.pain_metric, True),
+            *((b.column, b.metric, b.better == "lower") for b in spec.benefits)]  # fmt: skip
+
+
+def benefit_summary(spec: TrialSpec, patients: pd.DataFrame) -> pd.DataFrame:
+    """Per treated arm and outcome (:func:`outcome_columns`): the patients with a value ``n``,
+    the mean of their changes with a bootstrap percentile interval over patients
+    (``bootstrap_resamples``, ``confidence``), the median and range, and ``n_benefit`` /
+    ``n_harm``: patients whose change has the sign of a benefit / of a harm."""
+    rng = np.random.default_rng(spec.sample_seed)
+    alpha = (1 - spec.confidence) / 2
+    rows = []
+    for arm in spec.treated_arms:
+        t = patients[patients["arm"] == arm.name]
+        for col, metric, lower in outcome_columns(spec):
+            v = t[col].to_numpy(float) if col in t.columns else np.array([])
+            v = v[np.isfinite(v)]
+            n = len(v)
+            lo = hi = math.nan
+            if n >= 2:
+                means = v[rng.integers(0, n, size=(spec.bootstrap_resamples, n))].mean(axis=1)
+                lo, hi = (float(q) for q in np.quantile(means, [alpha, 1 - alpha]))
+            good = v < 0 if lower else v > 0
+            bad = v > 0 if lower else v < 0
+            rows.append({"arm": arm.name, "outcome": col, "readout": metric,
+                         "better": "lower" if lower else "higher", "n": n,
+                         "mean": float(v.mean()) if n else math.nan, "ci_low": lo,
+                         "ci_high": hi, "median": float(np.median(v)) if n else math.nan,
+                         "min": float(v.min()) if n else math.nan,
+                         "max": float(v.max()) if n else math.nan,
+                         "n_benefit": int(good.sum()), "n_harm": int(bad.sum())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 # -- predictors of response ------------------------------------------------------------------
 def predictors(spec: TrialSpec, population: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
-    """Per treated arm and feature: the partial rank correlation (PRCC) of the feature with the
-    patient's pain change, with a bootstrap percentile interval and its p-value, over the
-    patients with a verdict; where there are fewer than k + 3 of them for k varying features
-    (PRCC undefined), the Spearman rank correlation instead (``method`` says which)."""
+    """Per outcome (:func:`outcome_columns`: the pain change, then each declared benefit),
+    treated arm and feature: the partial rank correlation (PRCC) of the feature with the
+    patient's change, with a bootstrap percentile interval and its p-value, over the patients
+    with a value (the pain change: with a verdict); where there are fewer than k + 3 of them
+    for k varying features (PRCC undefined), the Spearman rank correlation instead (``method``
+    says which)."""
     from scipy.stats import spearmanr
 
     from abm.sweep.sensitivity import prcc_bootstrap, prcc_pvalue
 
     keys = [f.key for f in spec.features]
     rows = []
-    for arm in spec.treated_arms:
-        t = patients[(patients["arm"] == arm.name) & patients["classified"]]
-        data = t.merge(population[["patient", *keys]], on="patient", how="left")
-        y = 100 * data["pain_rel_change"].to_numpy(float)
-        varying = [k for k in keys if len(data) and np.ptp(data[k].to_numpy(float)) > 0]
-        n, k = len(data), len(varying)
-        if n < 3 or not varying or np.ptp(y) == 0:
-            for key in keys:
-                rows.append(
-                    _pred_row(arm.name, key, "none", n, math.nan, math.nan, math.nan, math.nan)
-                )
-            continue
-        x = data[varying].to_numpy(float)
-        if n >= k + 3:
-            r, lo, hi = prcc_bootstrap(x, y, resamples=spec.bootstrap_resamples,
-                                       conf=spec.confidence, seed=spec.sample_seed)  # fmt: skip
-            p = prcc_pvalue(r, n, k)
-            method = "PRCC"
-        else:
-            r, lo, hi, p = _spearman_bootstrap(x, y, spec.bootstrap_resamples, spec.confidence,
-                                               spec.sample_seed, spearmanr)  # fmt: skip
-            method = "Spearman"
-        for key in keys:
-            if key in varying:
-                j = varying.index(key)
-                rows.append(_pred_row(arm.name, key, method, n, r[j], lo[j], hi[j], p[j]))
+    for col, _, _ in outcome_columns(spec):
+        for arm in spec.treated_arms:
+            t = patients[(patients["arm"] == arm.name) & patients["classified"]]
+            if col in t.columns:
+                t = t[np.isfinite(t[col].to_numpy(float))]
+            data = t.merge(population[["patient", *keys]], on="patient", how="left")
+            y = data[col].to_numpy(float) if col in data.columns else np.array([])
+            varying = [k for k in keys if len(data) and np.ptp(data[k].to_numpy(float)) > 0]
+            n, k = len(y), len(varying)
+            if n < 3 or not varying or np.ptp(y) == 0:
+                for key in keys:
+                    rows.append(_pred_row(col, arm.name, key, "none", n, *[math.nan] * 4))
+                continue
+            x = data[varying].to_numpy(float)
+            if n >= k + 3:
+                r, lo, hi = prcc_bootstrap(x, y, resamples=spec.bootstrap_resamples,
+                                           conf=spec.confidence, seed=spec.sample_seed)  # fmt: skip
+                p = prcc_pvalue(r, n, k)
+                method = "PRCC"
             else:
-                rows.append(
-                    _pred_row(arm.name, key, "constant", n, math.nan, math.nan, math.nan, math.nan)
-                )
+                r, lo, hi, p = _spearman_bootstrap(x, y, spec.bootstrap_resamples,
+                                                   spec.confidence, spec.sample_seed,
+                                                   spearmanr)  # fmt: skip
+                method = "Spearman"
+            for key in keys:
+                if key in varying:
+                    j = varying.index(key)
+                    rows.append(_pred_row(col, arm.name, key, method, n, r[j], lo[j], hi[j], p[j]))
+                else:
+                    rows.append(_pred_row(col, arm.name, key, "constant", n, *[math.nan] * 4))
     return pd.DataFrame(rows)
 
 
-def _pred_row(arm: str, key: str, method: str, n: int, r: float, lo: float, hi: float,
-              p: float) -> dict[str, Any]:  # fmt: skip
-    return {"arm": arm, "feature": key, "method": method, "n": n, "value": float(r),
-            "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p)}  # fmt: skip
+def _pred_row(outcome: str, arm: str, key: str, method: str, n: int, r: float, lo: float,
+              hi: float, p: float) -> dict[str, Any]:  # fmt: skip
+    return {"outcome": outcome, "arm": arm, "feature": key, "method": method, "n": n,
+            "value": float(r), "ci_low": float(lo), "ci_high": float(hi),
+            "p_value": float(p)}  # fmt: skip
 
 
 def _spearman_bootstrap(x: np.ndarray, y: np.ndarray, resamples: int, conf: float, seed: int,
@@ -416,15 +472,17 @@ def dose_figure(rates: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def predictors_figure(pred: pd.DataFrame, path: Path) -> Path | None:
-    """Correlation of each feature with the pain change per arm, with its interval."""
-    d = pred[np.isfinite(pred["value"])]
-    if not len(d):
-        return None
-    plt = _plt()
-    feats = list(dict.fromkeys(d["feature"]))
+def _outcome_label(col: str, metric: str) -> str:
+    return f"{metric} change (%)" if col.endswith("_rel_change") else f"{metric} change"
+
+
+def _outcome_scale(col: str) -> float:
+    """Relative changes are shown in percent, absolute ones as they are."""
+    return 100.0 if col.endswith("_rel_change") else 1.0
+
+
+def _predictor_bars(ax: Any, d: pd.DataFrame, feats: list[str], legend: bool) -> None:
     arms = list(dict.fromkeys(d["arm"]))
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(feats) * max(1, len(arms) / 3) + 1.2))
     h = 0.8 / len(arms)
     for i, arm in enumerate(arms):
         a = d[d["arm"] == arm].set_index("feature").reindex(feats)
@@ -436,8 +494,93 @@ def predictors_figure(pred: pd.DataFrame, path: Path) -> Path | None:
     ax.set_yticklabels(feats, fontsize=8)
     ax.axvline(0, color="black", lw=0.6)
     ax.set_xlim(-1.05, 1.05)
+    if legend:
+        ax.legend(fontsize=7, loc="best")
+
+
+def predictors_figure(pred: pd.DataFrame, path: Path,
+                      outcome: str = "pain_rel_change") -> Path | None:  # fmt: skip
+    """Correlation of each feature with the pain change per arm, with its interval."""
+    d = pred[np.isfinite(pred["value"])]
+    if "outcome" in d.columns:
+        d = d[d["outcome"] == outcome]
+    if not len(d):
+        return None
+    plt = _plt()
+    feats = list(dict.fromkeys(d["feature"]))
+    arms = list(dict.fromkeys(d["arm"]))
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(feats) * max(1, len(arms) / 3) + 1.2))
+    _predictor_bars(ax, d, feats, legend=True)
     ax.set_xlabel("rank correlation with the pain change (negative: more relief)")
-    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def benefit_predictors_figure(spec: TrialSpec, pred: pd.DataFrame, path: Path) -> Path | None:
+    """One panel per declared benefit: each feature's rank correlation with the patient's
+    change in that readout, per arm, with its interval (None without a finite value)."""
+    cols = [(c, m, low) for c, m, low in outcome_columns(spec)[1:]]
+    d = pred[np.isfinite(pred["value"]) & pred["outcome"].isin([c for c, _, _ in cols])]
+    if not len(d):
+        return None
+    plt = _plt()
+    feats = list(dict.fromkeys(d["feature"]))
+    arms = list(dict.fromkeys(d["arm"]))
+    ncol = min(2, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    height = 0.45 * len(feats) * max(1, len(arms) / 3) + 1.2
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.5 * ncol, height * nrow), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for i, (ax, (col, metric, lower)) in enumerate(zip(axes.flat, cols, strict=False)):
+        sub = d[d["outcome"] == col]
+        if len(sub):
+            _predictor_bars(ax, sub, feats, legend=i == 0)
+        sign = "negative" if lower else "positive"
+        ax.set_title(f"{metric} ({sign}: more benefit)", fontsize=9)
+        ax.set_xlabel("rank correlation with the change")
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def benefits_figure(spec: TrialSpec, patients: pd.DataFrame, summary: pd.DataFrame,
+                    path: Path) -> Path | None:  # fmt: skip
+    """One panel per outcome (the pain change and each benefit): every patient's change per
+    treated arm (dots) with the arm's mean and its bootstrap interval (bar)."""
+    cols = outcome_columns(spec)
+    if not len(patients) or not len(summary):
+        return None
+    plt = _plt()
+    arms = [a.name for a in spec.treated_arms]
+    ncol = min(3, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)
+    jitter = np.random.default_rng(0)
+    for ax, (col, metric, lower) in zip(axes.flat, cols, strict=False):
+        k = _outcome_scale(col)
+        for i, arm in enumerate(arms):
+            v = patients.loc[patients["arm"] == arm, col].to_numpy(float) if col in patients else []
+            v = np.asarray(v)[np.isfinite(v)]
+            ax.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), k * v, s=12, color="tab:gray",
+                       alpha=0.8, zorder=2)  # fmt: skip
+            r = summary[(summary["arm"] == arm) & (summary["outcome"] == col)]
+            if len(r) and np.isfinite(r["mean"].iloc[0]):
+                m, lo, hi = (k * float(r[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
+                yerr = [[max(0.0, m - lo)], [max(0.0, hi - m)]] if np.isfinite(lo) else None
+                ax.errorbar(i + 0.3, m, yerr=yerr, fmt="D", color="tab:blue", capsize=3,
+                            zorder=3)  # fmt: skip
+        ax.axhline(0, color="black", lw=0.6)
+        if col == "pain_rel_change":
+            ax.axhline(100 * spec.responder.pain_max_rel_change, color="tab:red", lw=0.8, ls="--")
+        ax.set_xticks(range(len(arms)))
+        ax.set_xticklabels(arms, rotation=35, ha="right", fontsize=7)
+        ax.set_ylabel(_outcome_label(col, metric), fontsize=8)
+        ax.set_title(f"{metric} ({'lower' if lower else 'higher'} is better)", fontsize=9)
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.axis("off")
+    conf = f"{100 * spec.confidence:g}%"
+    fig.suptitle(f"Change vs the same patient untreated at day {spec.responder.day:g}: patients "
+                 f"(dots), mean and {conf} bootstrap interval (diamond)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -161,6 +161,22 @@ class Responder:
 
 
 @dataclass(frozen=True)
+class Benefit:
+    """A continuous benefit read at the responder day against the same patient and seed
+    untreated: ``change`` relative ((treated - untreated) / untreated) or absolute (treated -
+    untreated); ``better`` says which sign is a benefit (lower: a fall, higher: a rise)."""
+
+    metric: str
+    change: str
+    better: str
+
+    @property
+    def column(self) -> str:
+        """Its column in the outcome tables: ``<metric>_rel_change`` or ``<metric>_change``."""
+        return f"{self.metric}_rel_change" if self.change == "relative" else f"{self.metric}_change"
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """A checked trial declaration (``conf/trial/default.yaml``)."""
 
@@ -183,6 +199,7 @@ class TrialSpec:
     effusion_scaled_arm: str | None
     bootstrap_resamples: int
     confidence: float
+    benefits: tuple[Benefit, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def arm(self, name: str) -> Arm:
@@ -392,7 +409,8 @@ def parse_spec(raw: Mapping[str, Any]) -> TrialSpec:
 
     an = _get(t, "analysis", w, dict, default={})
     wa = f"{w}.analysis"
-    _known(an, wa, ("effusion_arm", "effusion_scaled_arm", "bootstrap_resamples", "confidence"))
+    _known(an, wa, ("effusion_arm", "effusion_scaled_arm", "bootstrap_resamples", "confidence",
+                    "benefits"))  # fmt: skip
     eff = _get(an, "effusion_arm", wa, str, default=None)
     eff_scaled = _get(an, "effusion_scaled_arm", wa, str, default=None)
     for k, v in (("effusion_arm", eff), ("effusion_scaled_arm", eff_scaled)):
@@ -406,6 +424,8 @@ def parse_spec(raw: Mapping[str, Any]) -> TrialSpec:
     conf = _get(an, "confidence", wa, float, default=0.95)
     if not 0 < conf < 1:
         raise TrialError(f"{wa}.confidence: must lie in (0, 1), got {conf:g}")
+    benefits = _benefits(_get(an, "benefits", wa, dict, default={}), f"{wa}.benefits",
+                         (responder.pain_metric, responder.synovitis_metric))  # fmt: skip
 
     return TrialSpec(
         size=size, seeds=seeds, seed_base=seed_base, sample_seed=sample_seed, sampler=sampler,
@@ -413,8 +433,30 @@ def parse_spec(raw: Mapping[str, Any]) -> TrialSpec:
         run_overrides=tuple(run_overrides), features=features, arms=arms, control_arm=control,
         window_days=window, tolerance_log10=tol, readouts=tuple(readouts), responder=responder,
         effusion_arm=eff, effusion_scaled_arm=eff_scaled, bootstrap_resamples=resamples,
-        confidence=conf, raw=dict(raw),
+        confidence=conf, benefits=benefits, raw=dict(raw),
     )  # fmt: skip
+
+
+def _benefits(raw: Mapping, where: str, responder_metrics: Sequence[str]) -> tuple[Benefit, ...]:
+    """The declared continuous benefits (``metric: {change, better}``), checked."""
+    out = []
+    for metric, b in raw.items():
+        wb = f"{where}.{metric}"
+        if not isinstance(b, Mapping):
+            raise TrialError(f"{wb}: a mapping {{change: relative|absolute, better: lower|higher}}"
+                             f", got {b!r}")  # fmt: skip
+        _known(b, wb, ("change", "better"))
+        change = _get(b, "change", wb, str)
+        better = _get(b, "better", wb, str)
+        if change not in ("relative", "absolute"):
+            raise TrialError(f"{wb}.change: relative or absolute, got {change!r}")
+        if better not in ("lower", "higher"):
+            raise TrialError(f"{wb}.better: lower or higher, got {better!r}")
+        if metric in responder_metrics:
+            raise TrialError(f"{wb}: {metric} is a responder readout (its change is already "
+                             "analysed); give another readout")  # fmt: skip
+        out.append(Benefit(str(metric), change, better))
+    return tuple(out)
 
 
 def _feature(name: str, f: Any, where: str) -> Feature:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from abm.replay.html import html_table
@@ -152,8 +153,8 @@ def write_report(blocks: Sequence[Block | None], out: Path, title: str) -> tuple
 # -- the trial report --------------------------------------------------------------------------
 def build_report(spec: Any, out: Path, baseline: pd.DataFrame, outcomes: pd.DataFrame,
                  patients: pd.DataFrame, rates: pd.DataFrame, pred: pd.DataFrame,
-                 eff: pd.DataFrame, figs: dict[str, Path | None],
-                 missing: int) -> tuple[Path, Path]:  # fmt: skip
+                 eff: pd.DataFrame, figs: dict[str, Path | None], missing: int,
+                 benefits: pd.DataFrame | None = None) -> tuple[Path, Path]:  # fmt: skip
     """Write ``out/report.md`` and ``out/report.html`` of a virtual trial's tables."""
     rs = spec.responder
     n_acc = int(baseline["accepted"].sum())
@@ -238,8 +239,12 @@ def build_report(spec: Any, out: Path, baseline: pd.DataFrame, outcomes: pd.Data
             f"({spec.bootstrap_resamples} resamples): PRCC (abm.sweep.sensitivity) where there "
             "are at least k + 3 classified patients for k varying features, else Spearman."
         ),
-        table(pred, "predictors.csv"),
+        table(
+            pred[pred["outcome"] == "pain_rel_change"] if "outcome" in pred.columns else pred,
+            "predictors.csv (outcome pain_rel_change)",
+        ),
         figure(figs.get("predictors"), "Predictors of the pain change"),
+        *_benefit_blocks(spec, benefits, pred, figs, conf),
         heading("Effusion dilution"),
         text(
             f"Fixed dose (`{spec.effusion_arm}`) against a dose scaled by the synovial-fluid "
@@ -255,6 +260,45 @@ def build_report(spec: Any, out: Path, baseline: pd.DataFrame, outcomes: pd.Data
                               "complete; their patient-arms have no verdict. Run the same "
                               "command again to retry them."))  # fmt: skip
     return write_report(blocks, out, "Virtual trial report")
+
+
+def _benefit_blocks(spec: Any, benefits: pd.DataFrame | None, pred: pd.DataFrame,
+                    figs: dict[str, Path | None], conf: str) -> list[Block | None]:  # fmt: skip
+    """The continuous benefits: per arm, the mean change of each declared readout with its
+    interval, and the predictors of each (empty without declared benefits)."""
+    if not spec.benefits or benefits is None:
+        return []
+    rs = spec.responder
+    shown = benefits.copy()
+    for c in ("mean", "ci_low", "ci_high", "median", "min", "max"):
+        rel = shown["outcome"].str.endswith("_rel_change")
+        shown[c] = shown[c].where(~rel, 100 * shown[c])
+    shown["unit"] = ["%" if o.endswith("_rel_change") else "abs" for o in shown["outcome"]]
+    cols = ["arm", "readout", "better", "unit", "n", "mean", "ci_low", "ci_high", "median", "min",
+            "max", "n_benefit", "n_harm"]  # fmt: skip
+    named = ", ".join(f"`{b.metric}` ({b.change}, {b.better} is better)" for b in spec.benefits)
+    bp = pred[pred["outcome"] != "pain_rel_change"] if "outcome" in pred.columns else pred[:0]
+    resolved = bp[np.isfinite(bp["value"]) & ((bp["ci_low"] > 0) | (bp["ci_high"] < 0))]
+    n_fin = int(np.isfinite(bp["value"]).sum())
+    return [
+        heading("Continuous benefits"),
+        text(
+            f"Beside the responder verdict, the change of each declared readout ({named}) at day "
+            f"{rs.day:g} (mean over the last {rs.window_days:g} day) against the same patient "
+            "and seed untreated, seed means per patient. Per arm: the mean over patients with a "
+            f"{conf} bootstrap interval over patients, the median and range (relative changes "
+            "in %), and the patients whose change has the sign of a benefit or of a harm."
+        ),
+        table(shown[[c for c in cols if c in shown.columns]], "benefits.csv"),
+        figure(figs.get("benefits"), "Per-patient changes per arm, mean and interval"),
+        text(
+            "Predictors of each benefit, as for the pain change (same method and resamples): "
+            f"{len(resolved)} of {n_fin} correlations have a {conf} interval excluding 0 "
+            f"(about {(1 - spec.confidence) * n_fin:.1f} expected by chance)."
+        ),
+        table(bp, "predictors.csv (the benefits' outcomes)"),
+        figure(figs.get("benefit_predictors"), "Predictors of each continuous benefit"),
+    ]
 
 
 NOTES = {

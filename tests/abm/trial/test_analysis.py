@@ -213,3 +213,84 @@ def test_predictors_prcc_finds_the_feature_that_drives_the_change():
     ch4 = change.iloc[:4].rank().to_numpy()
     rho = np.corrcoef(sf4, ch4)[0, 1]  # Spearman = Pearson of the ranks
     assert few.set_index("feature").loc["patient.sf_volume_ml", "value"] == pytest.approx(rho)
+
+
+def _benefit_spec():
+    raw = {"trial": {**RAW["trial"]}}
+    raw["trial"]["analysis"] = {
+        **RAW["trial"]["analysis"],
+        "benefits": {
+            "il1b_fluid": {"change": "relative", "better": "lower"},
+            "cartilage_agg": {"change": "absolute", "better": "higher"},
+        },
+    }
+    return parse_spec(raw)
+
+
+def test_benefit_changes_are_paired_and_seed_means_hand_computed():
+    spec = _benefit_spec()
+    amap = pd.DataFrame({"row": range(8), "patient": np.repeat([0, 1], 4),
+                         "seed": np.repeat([0, 1, 2, 3], 2),
+                         "arm": ["none", "msc"] * 4})  # fmt: skip
+    values = pd.DataFrame({
+        "row": range(8),
+        "pain_index": [10.0] * 8,
+        "synovitis_score": [4.0] * 8,
+        # patient 0: 2 -> 1.5 (-25%), 4 -> 4 (0%): mean -12.5%; patient 1: +10%, seed 3 missing
+        "il1b_fluid": [2.0, 1.5, 4.0, 4.0, 1.0, 1.1, 1.0, np.nan],
+        # patient 0: +0.02 and +0.04 (mean +0.03); patient 1: -0.01, -0.03 (mean -0.02)
+        "cartilage_agg": [0.5, 0.52, 0.5, 0.54, 0.6, 0.59, 0.6, 0.57],
+    })  # fmt: skip
+    out = arm_outcomes(spec, amap, values)
+    assert out["il1b_fluid_rel_change"].tolist()[:3] == pytest.approx([-0.25, 0.0, 0.1])
+    assert np.isnan(out["il1b_fluid_rel_change"].iloc[3])
+    assert out["cartilage_agg_change"].tolist() == pytest.approx([0.02, 0.04, -0.01, -0.03])
+    assert out["il1b_fluid_control"].tolist()[:2] == [2.0, 4.0]
+    pat = patient_outcomes(spec, out, [0, 1])
+    assert pat["il1b_fluid_rel_change"].iloc[0] == pytest.approx(-0.125)
+    assert np.isnan(pat["il1b_fluid_rel_change"].iloc[1])  # one seed lacks it: no seed mean
+    assert pat["cartilage_agg_change"].tolist() == pytest.approx([0.03, -0.02])
+    assert pat["classified"].all()  # the benefits do not touch the responder verdict
+
+    from abm.trial.analysis import benefit_summary
+
+    summ = benefit_summary(spec, pat).set_index("outcome")
+    agg = summ.loc["cartilage_agg_change"]
+    assert agg["n"] == 2 and agg["mean"] == pytest.approx(0.005)
+    assert (agg["n_benefit"], agg["n_harm"]) == (1, 1)  # higher is better for aggrecan
+    # the bootstrap over 2 patients resamples {0.03, -0.02}: the interval spans [-0.02, 0.03]
+    assert -0.02 - 1e-12 <= agg["ci_low"] <= agg["mean"] <= agg["ci_high"] <= 0.03 + 1e-12
+    il = summ.loc["il1b_fluid_rel_change"]
+    assert il["n"] == 1 and il["mean"] == pytest.approx(-0.125) and np.isnan(il["ci_low"])
+    assert (il["n_benefit"], il["n_harm"]) == (1, 0)  # lower is better for IL-1β
+    pain = summ.loc["pain_rel_change"]
+    assert pain["mean"] == 0 and (pain["n_benefit"], pain["n_harm"]) == (0, 0)
+
+
+def test_predictors_rank_each_benefit_by_its_own_driver():
+    from abm.trial.analysis import predictors
+
+    raw = {"trial": {**RAW["trial"], "seeds": 1}}
+    raw["trial"]["features"] = {
+        "sf": {"key": "patient.sf_volume_ml", "dist": "loguniform", "low": 2.0, "high": 25.0},
+        "pot": {"key": "therapy.potency", "dist": "uniform", "low": 0.3, "high": 3.0},
+    }
+    raw["trial"]["analysis"] = {
+        **RAW["trial"]["analysis"],
+        "benefits": {"il1b_fluid": {"change": "relative", "better": "lower"}},
+    }
+    spec = parse_spec(raw)
+    rng = np.random.default_rng(2)
+    n = 30
+    pop = pd.DataFrame({"patient": range(n), "patient.sf_volume_ml": rng.uniform(2, 25, n),
+                        "therapy.potency": rng.uniform(0.3, 3, n)})  # fmt: skip
+    pain = -0.3 + 0.01 * pop["patient.sf_volume_ml"] + rng.normal(0, 0.01, n)
+    il1b = -0.1 * pop["therapy.potency"] + rng.normal(0, 0.01, n)  # more potent: lower IL-1β
+    pat = pd.DataFrame({"patient": range(n), "arm": "msc", "n_seeds": 1,
+                        "pain_rel_change": pain, "synovitis_change": 0.0, "classified": True,
+                        "responder": pain <= -0.2, "il1b_fluid_rel_change": il1b})  # fmt: skip
+    got = predictors(spec, pop, pat).set_index(["outcome", "feature"])
+    assert set(got.index.get_level_values(0)) == {"pain_rel_change", "il1b_fluid_rel_change"}
+    assert got.loc[("pain_rel_change", "patient.sf_volume_ml"), "ci_low"] > 0.8
+    assert got.loc[("il1b_fluid_rel_change", "therapy.potency"), "ci_high"] < -0.8
+    assert abs(got.loc[("il1b_fluid_rel_change", "patient.sf_volume_ml"), "value"]) < 0.5

@@ -4,6 +4,7 @@ resumption, refusal of another request, --no-run, and one-line input errors (exi
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -58,7 +59,11 @@ TINY = {
             "synovitis_metric": "synovitis_score",
             "synovitis_max_abs_change": 0.0,
         },
-        "analysis": {"effusion_arm": "msc_per_ml", "bootstrap_resamples": 20},
+        "analysis": {
+            "effusion_arm": "msc_per_ml",
+            "bootstrap_resamples": 20,
+            "benefits": {"il1b_fluid": {"change": "relative", "better": "lower"}},
+        },
     }
 }
 
@@ -98,7 +103,7 @@ def test_tiny_trial_end_to_end(tmp_path, capsys):
     for name in ("report.md", "report.html", "population.csv", "outcomes.csv", "patients.csv",
                  "responder_rates.csv", "predictors.csv", "effusion.csv", "waterfall.png",
                  "baseline.csv", "arms.csv", "arms_map.csv", "request.json",
-                 "trial.yaml"):  # fmt: skip
+                 "trial.yaml", "benefits.csv", "benefits.png"):  # fmt: skip
         assert (out / name).is_file(), name
     pop = pd.read_csv(out / "population.csv")
     assert pop["accepted"].all() and np.isfinite(pop["il6_fluid_pg_ml"]).all()
@@ -122,6 +127,17 @@ def test_tiny_trial_end_to_end(tmp_path, capsys):
         assert o.pain_rel_change == pytest.approx((t - c) / c)
         s_c, s_t = (_window_mean(j, "synovitis_score", 0.1, 0.05) for j in (cjob, tjob))
         assert o.synovitis_change == pytest.approx(s_t - s_c)
+        b_c, b_t = (_window_mean(j, "il1b_fluid", 0.1, 0.05) for j in (cjob, tjob))
+        assert o.il1b_fluid_rel_change == pytest.approx((b_t - b_c) / b_c)
+    # the benefit's arm mean is the mean over patients of their (1-seed) changes
+    ben = pd.read_csv(out / "benefits.csv")
+    for _, b in ben[ben.outcome == "il1b_fluid_rel_change"].iterrows():
+        want = outc.loc[outc.arm == b.arm, "il1b_fluid_rel_change"].mean()
+        assert b.n == 2 and b["mean"] == pytest.approx(want)
+    assert set(pd.read_csv(out / "predictors.csv").outcome) == {
+        "pain_rel_change",
+        "il1b_fluid_rel_change",
+    }
     # arms of a patient branch from one spin-up: identical at t = 0
     first = {r: pd.read_csv(out / "runs" / "arms" / f"design.row={r}" / "metrics.csv").iloc[0]
              for r in amap[amap.patient == 0].row}  # fmt: skip
@@ -139,6 +155,7 @@ def test_tiny_trial_end_to_end(tmp_path, capsys):
         assert 0 <= lo <= r.rate <= hi <= 1
         assert f"| {r.arm} | {r.label} | {r.n} | {r.responders} |" in report
     assert "2 of 2 patients accepted" in report
+    assert "## Continuous benefits" in report and "`il1b_fluid` (relative" in report
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "<table>" in page and 'src="http' not in page
 
@@ -147,6 +164,16 @@ def test_tiny_trial_end_to_end(tmp_path, capsys):
     main(["--config", str(cfg), "--out", str(out), "--quiet"])
     assert "reusing the trial" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("metrics.csv")}
+    # another analysis of the same runs: reused, nothing re-run, the stored request follows it
+    more = "trial.analysis.bootstrap_resamples=40"
+    main(["--config", str(cfg), "--out", str(out), "--quiet", more])
+    assert "reusing the trial" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("metrics.csv")}
+    assert "(40 resamples)" in (out / "report.md").read_text()
+    assert json.loads((out / "request.json").read_text())["trial"]["analysis"][
+        "bootstrap_resamples"] == 40  # fmt: skip
+    main(["--config", str(cfg), "--out", str(out), "--quiet"])  # back to the declared analysis
+    assert (out / "report.md").read_text() == report
 
     # another request into the same folder is refused; --no-run re-analyses the stored one
     err = _one_line_exit_2(capsys, ["--config", str(cfg), "--out", str(out), "trial.seeds=2"])

@@ -162,6 +162,26 @@ def test_designs_pair_the_arms_of_a_patient_and_seed():
         ({"control_arm": "msc"}, "trial.control_arm: arm 'msc' must have therapy: none"),
         ({"followup_days": 5.0}, "trial.responder.day: must lie in (0, trial.followup_days=5]"),
         ({"sizee": 3}, "trial.sizee: unknown key; did you mean size"),
+        (
+            {"analysis": {"benefits": {"il1b_fluid": {"change": "ratio", "better": "lower"}}}},
+            "trial.analysis.benefits.il1b_fluid.change: relative or absolute, got 'ratio'",
+        ),
+        (
+            {"analysis": {"benefits": {"il1b_fluid": {"change": "relative", "better": "less"}}}},
+            "trial.analysis.benefits.il1b_fluid.better: lower or higher, got 'less'",
+        ),
+        (
+            {"analysis": {"benefits": {"il1b_fluid": {"change": "relative"}}}},
+            "trial.analysis.benefits.il1b_fluid.better: missing",
+        ),
+        (
+            {"analysis": {"benefits": {"il1b_fluid": "relative"}}},
+            "trial.analysis.benefits.il1b_fluid: a mapping {change: relative|absolute",
+        ),
+        (
+            {"analysis": {"benefits": {"pain_index": {"change": "relative", "better": "lower"}}}},
+            "trial.analysis.benefits.pain_index: pain_index is a responder readout",
+        ),
     ],
 )
 def test_bad_declarations_are_one_line_naming_the_key(change, message):
@@ -198,6 +218,9 @@ def test_the_default_trial_is_valid_and_its_features_are_model_keys():
     cfg = compose(list(spec.run_overrides), warn=False)
     check_features_against_model(spec, cfg)
     assert spec.control_arm == "none" and len(spec.arms) == 7
+    from abm.sweep.launch import known_readouts
+
+    assert spec.benefits and {b.metric for b in spec.benefits} <= set(known_readouts())
     assert {a.therapy for a in spec.arms} == {"none", "msc", "il1ra_bolus"}
     assert any(a.dose_per_ml for a in spec.arms) and any(a.prelicensed for a in spec.arms)
     keys = {f.key for f in spec.features}
