@@ -127,7 +127,8 @@ def _reserved(spec: Any, overrides: Sequence[str]) -> None:
     for item in [*spec.run_overrides, *overrides]:
         key = item.split("=", 1)[0].lstrip("+~")
         for k, by in mine.items():
-            if key == k or key.startswith(f"{k}."):
+            # the therapy group is the arms'; its other keys (therapy.min_cells) are free
+            if key == k or (k != "therapy" and key.startswith(f"{k}.")):
                 if key == "therapy" and item in spec.run_overrides:
                     continue  # the trial's own group choice (run_overrides: therapy=msc)
                 fail(PROG, f"{item}: {key} is set by {by}")

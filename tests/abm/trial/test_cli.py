@@ -23,6 +23,7 @@ TINY = {
         "followup_days": 0.1,
         "run_overrides": [
             "therapy=msc",
+            "therapy.min_cells=5",  # a therapy key the arms leave alone may be set
             "lattice.shape=[60,40]",
             "lattice.dx_um=25",
             "sim.dt_min=10",
@@ -211,6 +212,7 @@ def test_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys):
         (["therapy.dosee=1"], "therapy.dosee"),
         (["seed=4"], "seed=4: seed is set by trial.seed_base and trial.seeds"),
         (["therapy.dose=5"], "therapy.dose is set by the arms"),
+        (["therapy.prelicensed=true"], "therapy.prelicensed is set by the arms"),
         (["therapy=none"], "therapy is set by the arms"),
         (["patient.sf_volume_ml=3"], "patient.sf_volume_ml is set by trial.features.sf"),
         (["sim.days=3"], "sim.days is set by trial.baseline_days and trial.followup_days"),
