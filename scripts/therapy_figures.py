@@ -18,7 +18,7 @@ peak of the seed-mean benefit until it first falls below half of that peak.
 ``baseline``: the untreated joint at the end of the spin-up (the cached checkpoints of the
 sweep's seeds): distributions of macrophage polarisation p and FLS activation a.
 ``paired``: any sweep against the untreated jobs of ``--control`` (the IL-1Ra bolus, the
-inactivated MSCs), paired by seed, at days 2, 7, 30 and 90.
+inactivated MSCs, 200 MSC agents), paired by seed, at days 2, 7, 30 and 90 (``--days``).
 ``targets``: the corrected C1 (OA levels on a log scale from two cohorts; healthy TNF and
 IL-1β censored below detection; IL-6 OA/healthy ratio) on the untreated arms.
 """
@@ -312,14 +312,16 @@ def baseline(sweeps: list[Path], out: Path) -> None:
     print(f"wrote {out / 'baseline_dashboard.png'}, baseline_distributions.csv")
 
 
-def paired(sweep: Path, control: Path, out: Path, name: str) -> None:
+def paired(sweep: Path, control: Path, out: Path, name: str,
+           days: tuple[int, ...] = (2, 7, 30, 90)) -> None:  # fmt: skip
     """Every complete job of ``sweep`` against the untreated job (dose 0) of the same seed in
-    ``control``: treated minus untreated at days 2, 7, 30 and 90, mean and 95% t-interval."""
+    ``control``: treated minus untreated at ``days`` (2, 7, 30 and 90), mean and 95%
+    t-interval."""
     ctrl = complete(control)
     ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
     base = {int(r["seed"]): daily(Path(r["path"])) for _, r in ctrl.iterrows()}
     runs = {int(r["seed"]): daily(Path(r["path"])) for _, r in complete(sweep).iterrows()}
-    rows = paired_rows(base, runs, (2, 7, 30, 90), arm=name)
+    rows = paired_rows(base, runs, days, arm=name)
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"paired_{name}.csv", index=False)
@@ -396,13 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, default=Path("docs/figures/v2"))
     ap.add_argument("--control", type=Path, help="halflife: the sweep holding dose-0 jobs")
+    ap.add_argument("--days", default="2,7,30,90", help="paired: the days, comma-separated")
     a = ap.parse_args(argv)
     if a.what == "course":
         course(a.sweep[0], a.out)
     elif a.what == "halflife":
         halflife(a.sweep[0], a.out, a.control or a.sweep[0])
     elif a.what == "paired":
-        paired(a.sweep[0], a.control or a.sweep[0], a.out, a.name)
+        days = tuple(int(d) for d in a.days.split(","))
+        paired(a.sweep[0], a.control or a.sweep[0], a.out, a.name, days)
     elif a.what == "targets":
         targets(a.sweep[0], a.sweep[1], a.out)
     else:
