@@ -313,12 +313,13 @@ def baseline(sweeps: list[Path], out: Path) -> None:
 
 
 def paired(sweep: Path, control: Path, out: Path, name: str,
-           days: tuple[int, ...] = (2, 7, 30, 90)) -> None:  # fmt: skip
+           days: tuple[int, ...] = (2, 7, 30, 90), any_control: bool = False) -> None:  # fmt: skip
     """Every complete job of ``sweep`` against the untreated job (dose 0) of the same seed in
-    ``control``: treated minus untreated at ``days`` (2, 7, 30 and 90), mean and 95%
-    t-interval."""
+    ``control`` (with ``any_control``: its job of that seed, whatever the dose, e.g. another
+    product): treated minus control at ``days`` (2, 7, 30 and 90), mean and 95% t-interval."""
     ctrl = complete(control)
-    ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
+    if not any_control:
+        ctrl = ctrl[ctrl["therapy.dose"].astype(float) == 0.0]
     base = {int(r["seed"]): daily(Path(r["path"])) for _, r in ctrl.iterrows()}
     runs = {int(r["seed"]): daily(Path(r["path"])) for _, r in complete(sweep).iterrows()}
     rows = paired_rows(base, runs, days, arm=name)
@@ -399,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/figures/v2"))
     ap.add_argument("--control", type=Path, help="halflife: the sweep holding dose-0 jobs")
     ap.add_argument("--days", default="2,7,30,90", help="paired: the days, comma-separated")
+    ap.add_argument(
+        "--any-control",
+        action="store_true",
+        help="paired: the control sweep's job of each seed, whatever its dose",
+    )
     a = ap.parse_args(argv)
     if a.what == "course":
         course(a.sweep[0], a.out)
@@ -406,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         halflife(a.sweep[0], a.out, a.control or a.sweep[0])
     elif a.what == "paired":
         days = tuple(int(d) for d in a.days.split(","))
-        paired(a.sweep[0], a.control or a.sweep[0], a.out, a.name, days)
+        paired(a.sweep[0], a.control or a.sweep[0], a.out, a.name, days, a.any_control)
     elif a.what == "targets":
         targets(a.sweep[0], a.sweep[1], a.out)
     else:
