@@ -307,7 +307,9 @@ def predictors(spec: TrialSpec, population: pd.DataFrame, patients: pd.DataFrame
     rows = []
     for col, _, _ in outcome_columns(spec):
         for arm in spec.treated_arms:
-            t = patients[(patients["arm"] == arm.name) & patients["classified"]]
+            t = patients[patients["arm"] == arm.name]
+            if col == "pain_rel_change":
+                t = t[t["classified"]]
             if col in t.columns:
                 t = t[np.isfinite(t[col].to_numpy(float))]
             data = t.merge(population[["patient", *keys]], on="patient", how="left")
@@ -500,7 +502,8 @@ def _predictor_bars(ax: Any, d: pd.DataFrame, feats: list[str], legend: bool) ->
 
 def predictors_figure(pred: pd.DataFrame, path: Path,
                       outcome: str = "pain_rel_change") -> Path | None:  # fmt: skip
-    """Correlation of each feature with the pain change per arm, with its interval."""
+    """Correlation of each feature with ``outcome`` (the pain change) per arm, with its
+    interval."""
     d = pred[np.isfinite(pred["value"])]
     if "outcome" in d.columns:
         d = d[d["outcome"] == outcome]
@@ -518,7 +521,7 @@ def predictors_figure(pred: pd.DataFrame, path: Path,
 def benefit_predictors_figure(spec: TrialSpec, pred: pd.DataFrame, path: Path) -> Path | None:
     """One panel per declared benefit: each feature's rank correlation with the patient's
     change in that readout, per arm, with its interval (None without a finite value)."""
-    cols = [(c, m, low) for c, m, low in outcome_columns(spec)[1:]]
+    cols = outcome_columns(spec)[1:]
     d = pred[np.isfinite(pred["value"]) & pred["outcome"].isin([c for c, _, _ in cols])]
     if not len(d):
         return None
