@@ -120,17 +120,19 @@ def _split(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]]:
 def _reserved(spec: Any, overrides: Sequence[str]) -> None:
     from abm.trial.population import ARM_KEYS
 
+    # keys (and their sub-keys) set by the trial itself; the therapy *group* is the arms' too,
+    # but only as a key of its own: its other keys (therapy.min_cells) stay free
     mine = {"seed": "trial.seed_base and trial.seeds", "design": "abm-trial",
             "sim.days": "trial.baseline_days and trial.followup_days",
-            **{k: "the arms (trial.arms)" for k in (*ARM_KEYS, "therapy")},
+            **{k: "the arms (trial.arms)" for k in ARM_KEYS},
             **{f.key: f"trial.features.{f.name}" for f in spec.features}}  # fmt: skip
     for item in [*spec.run_overrides, *overrides]:
         key = item.split("=", 1)[0].lstrip("+~")
+        if key == "therapy" and item not in spec.run_overrides:
+            # the trial's own group choice (run_overrides: therapy=msc) is the only one allowed
+            fail(PROG, f"{item}: therapy is set by the arms (trial.arms)")
         for k, by in mine.items():
-            # the therapy group is the arms'; its other keys (therapy.min_cells) are free
-            if key == k or (k != "therapy" and key.startswith(f"{k}.")):
-                if key == "therapy" and item in spec.run_overrides:
-                    continue  # the trial's own group choice (run_overrides: therapy=msc)
+            if key == k or key.startswith(f"{k}."):
                 fail(PROG, f"{item}: {key} is set by {by}")
 
 

@@ -211,8 +211,8 @@ def patient_outcomes(
             row = {"patient": int(p), "arm": arm.name, "n_seeds": n_ok,
                    "pain_rel_change": pain, "synovitis_change": syn}  # fmt: skip
             for c in extra:
-                v = o[c].to_numpy(float) if c in o.columns else np.array([])
-                whole = len(o) == spec.seeds and len(v) and np.isfinite(v).all()
+                v = o[c].to_numpy(float)
+                whole = len(o) == spec.seeds and np.isfinite(v).all()
                 row[c] = float(v.mean()) if whole else math.nan
             rows.append(row)
     table = pd.DataFrame(rows, columns=["patient", "arm", "n_seeds", "pain_rel_change",
@@ -478,7 +478,7 @@ def _outcome_label(col: str, metric: str) -> str:
     return f"{metric} change (%)" if col.endswith("_rel_change") else f"{metric} change"
 
 
-def _outcome_scale(col: str) -> float:
+def outcome_scale(col: str) -> float:
     """Relative changes are shown in percent, absolute ones as they are."""
     return 100.0 if col.endswith("_rel_change") else 1.0
 
@@ -559,7 +559,7 @@ def benefits_figure(spec: TrialSpec, patients: pd.DataFrame, summary: pd.DataFra
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)
     jitter = np.random.default_rng(0)
     for ax, (col, metric, lower) in zip(axes.flat, cols, strict=False):
-        k = _outcome_scale(col)
+        k = outcome_scale(col)
         for i, arm in enumerate(arms):
             v = patients.loc[patients["arm"] == arm, col].to_numpy(float) if col in patients else []
             v = np.asarray(v)[np.isfinite(v)]

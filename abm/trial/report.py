@@ -268,12 +268,14 @@ def _benefit_blocks(spec: Any, benefits: pd.DataFrame | None, pred: pd.DataFrame
     interval, and the predictors of each (empty without declared benefits)."""
     if not spec.benefits or benefits is None:
         return []
+    from abm.trial.analysis import outcome_scale
+
     rs = spec.responder
     shown = benefits.copy()
+    scale = shown["outcome"].map(outcome_scale)  # relative changes in %
     for c in ("mean", "ci_low", "ci_high", "median", "min", "max"):
-        rel = shown["outcome"].str.endswith("_rel_change")
-        shown[c] = shown[c].where(~rel, 100 * shown[c])
-    shown["unit"] = ["%" if o.endswith("_rel_change") else "abs" for o in shown["outcome"]]
+        shown[c] = scale * shown[c]
+    shown["unit"] = np.where(scale == 100.0, "%", "abs")
     cols = ["arm", "readout", "better", "unit", "n", "mean", "ci_low", "ci_high", "median", "min",
             "max", "n_benefit", "n_harm"]  # fmt: skip
     named = ", ".join(f"`{b.metric}` ({b.change}, {b.better} is better)" for b in spec.benefits)
